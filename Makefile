@@ -1,0 +1,51 @@
+# Two commands from a fresh clone (Debian/Ubuntu, Python >= 3.11):
+#   make demo   - create .venv, install, run the built-in demo, build the HTML report
+#   make test   - the same set-up plus test tools, then the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+CORES  ?= all
+# cpu: tensorflow-cpu (default). On a GPU machine: make demo EXTRAS=gpu (or jax-gpu with backend: jax)
+EXTRAS ?= cpu
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
+
+.PHONY: demo test report lint clean help
+
+help:
+	@echo "make demo   run the built-in demo and build results/report.html"
+	@echo "make test   run the test suite (what CI runs)"
+	@echo "make lint   snakemake --lint and snakefmt --check"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed, found " + sys.version.split()[0]'
+	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu run 'apt install python3-venv'"; exit 1; }
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet --upgrade pip
+
+$(VENV)/.ready-$(EXTRAS): $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+$(VENV)/.ready-test: $(VENV)/.ready-$(EXTRAS)
+	$(PIP) --quiet -e '.[$(EXTRAS),test]'
+	touch $@
+
+demo: $(VENV)/.ready-$(EXTRAS)
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
+	@echo
+	@echo "Report:  results/report.html (open it in a browser)"
+	@echo "Figures: results/<dataset>/<model>/figures/<concept>.png"
+	@ls results/*/*/figures/*.png results/*/*/evaluation/groundtruth.tsv | sed 's/^/  /'
+
+report: $(VENV)/.ready-$(EXTRAS)
+	$(BIN)/snakemake --report results/report.html
+
+test: $(VENV)/.ready-test
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.ready-test
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,34 @@
+# Concept saliency maps for deep generative models: the workflow.
+#
+#   snakemake --cores all                 # the built-in demo (config/config.yaml)
+#   snakemake --cores 8 --configfile config/other.yaml
+#   snakemake --report results/report.html
+#
+# Stages: generate/prepare -> train -> encode -> concepts -> saliency -> render/evaluate.
+# Every rule is a thin script over the library in src/concept_saliency.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/encode.smk"
+include: "workflow/rules/concepts.smk"
+include: "workflow/rules/saliency.smk"
+include: "workflow/rules/render.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

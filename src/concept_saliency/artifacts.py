@@ -1,0 +1,320 @@
+"""Versioned artifacts: atomic writes, format checks and provenance records.
+
+Every file the workflow writes is
+
+- written under a temporary name in its final directory and renamed into place
+  only when complete (:func:`atomic_path`), so an interrupted stage never leaves
+  a truncated file under the real name;
+- tagged with a format name and version: HDF5 files carry them as root
+  attributes (:func:`create_h5` / :func:`open_h5`), other files in their
+  provenance record; a reader refuses a format it does not know;
+- accompanied by a provenance record ``<file>.prov.json``: format, parameters,
+  input checksums, package version and git commit, library versions, backend,
+  time taken (:class:`Provenance`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .errors import ArtifactError
+
+#: Every artifact format this package writes, with the version it writes and reads.
+FORMATS: dict[str, int] = {
+    "csm.samples": 1,  # samples to explain/train on: x (N, H, W, C), ids, labels
+    "csm.masks": 1,  # ground-truth concept regions of the demo data
+    "csm.spatial-grid": 1,  # gene images on the spot grid, spot <-> pixel index
+    "csm.anndata": 1,  # normalised spatial transcriptomics (.h5ad)
+    "csm.keras-model": 1,  # .keras files (the Keras format carries its own version)
+    "csm.history": 1,  # training loss history (CSV)
+    "csm.latents": 1,  # latent means of every sample
+    "csm.concepts": 1,  # concept vectors, scores, chosen samples
+    "csm.table": 1,  # TSV tables for people (separation, ground truth, ...)
+    "csm.saliency": 1,  # attribution maps of one method for every concept
+    "csm.figure": 1,  # PNG figures
+    "csm.report": 1,  # text reports
+}
+
+PROVENANCE_SUFFIX = ".prov.json"
+_LIBRARIES = (
+    "keras",
+    "tensorflow",
+    "tensorflow-cpu",
+    "jax",
+    "jaxlib",
+    "torch",
+    "numpy",
+    "h5py",
+    "pandas",
+    "anndata",
+    "scanpy",
+    "matplotlib",
+    "snakemake",
+)
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success.
+
+    On any exception (KeyboardInterrupt included) the temporary file (or
+    directory) is removed and ``path`` is left as it was. The temporary name keeps the extension
+    (``name.tmp-<pid>.h5``) so libraries that look at it still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = suffix if suffix is not None else "".join(path.suffixes[-1:])
+    stem = path.name[: len(path.name) - len(ext)] if ext else path.name
+    tmp = path.with_name(f".{stem}.tmp-{os.getpid()}{ext}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+# ---------------------------------------------------------------- HDF5 formats
+
+
+def _check_format(found_format: str | None, found_version: Any, expected: str, path: Path) -> None:
+    if found_format is None:
+        raise ArtifactError(
+            f"{path}: no format tag; this is not an artifact of this workflow, or it was "
+            f"written by an interrupted run. Delete it and rerun the stage that makes it."
+        )
+    if found_format != expected:
+        raise ArtifactError(
+            f"{path}: holds format '{found_format}', expected '{expected}'. "
+            f"Check the path given in the config."
+        )
+    known = FORMATS[expected]
+    try:
+        version = int(found_version)
+    except (TypeError, ValueError):
+        version = -1
+    if version != known:
+        newer = version > known
+        raise ArtifactError(
+            f"{path}: format '{expected}' version {found_version} is "
+            f"{'newer than' if newer else 'not'} the version this package reads ({known}). "
+            + (
+                "Upgrade concept-saliency, or rerun the stage that made it."
+                if newer
+                else "Rerun the stage that made it (e.g. snakemake --forcerun <rule>)."
+            )
+        )
+
+
+@contextlib.contextmanager
+def create_h5(path: str | os.PathLike, fmt: str):
+    """Create an HDF5 artifact atomically, tagged with ``fmt`` and its version."""
+    import h5py
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown artifact format {fmt!r}")
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = fmt
+            f.attrs["format_version"] = FORMATS[fmt]
+            f.attrs["created"] = _now()
+            yield f
+
+
+def open_h5(path: str | os.PathLike, fmt: str):
+    """Open an HDF5 artifact for reading after checking its format and version."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: file not found. Run the stage that makes it first.")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ArtifactError(
+            f"{path}: not a readable HDF5 file ({exc}). Delete it and rerun the stage that makes it."
+        ) from None
+    try:
+        _check_format(f.attrs.get("format"), f.attrs.get("format_version"), fmt, path)
+    except ArtifactError:
+        f.close()
+        raise
+    return f
+
+
+def check_provenance_format(path: str | os.PathLike, fmt: str) -> dict:
+    """Check the format recorded in the provenance record of a non-HDF5 artifact."""
+    path = Path(path)
+    prov_path = provenance_path(path)
+    try:
+        record = json.loads(prov_path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"{path}: no provenance record {prov_path.name} beside it; rerun the stage that makes it."
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{prov_path}: not valid JSON ({exc}); rerun the stage that makes it.") from None
+    _check_format(record.get("format"), record.get("format_version"), fmt, path)
+    return record
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def provenance_path(artifact: str | os.PathLike) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + PROVENANCE_SUFFIX)
+
+
+def file_checksum(path: str | os.PathLike) -> str:
+    """``sha256:<hex>`` of a file; of a directory, a digest of its listing (names, sizes)."""
+    path = Path(path)
+    if path.is_dir():
+        h = hashlib.sha256()
+        n = 0
+        for p in sorted(path.rglob("*")):
+            if p.is_file():
+                h.update(f"{p.relative_to(path)}\0{p.stat().st_size}\n".encode())
+                n += 1
+        return f"listing-sha256:{h.hexdigest()} ({n} files)"
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return f"sha256:{h.hexdigest()}"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "."],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+class Provenance:
+    """Provenance of one stage run; writes a record beside each artifact it makes.
+
+    ``inputs`` maps a role to a path (or a list of paths); their checksums are
+    computed once, on the first record written.
+    """
+
+    def __init__(self, stage: str, parameters: Mapping[str, Any] | None = None,
+                 inputs: Mapping[str, Any] | None = None):
+        from . import __version__
+
+        self.stage = stage
+        self.parameters = dict(parameters or {})
+        self.inputs = dict(inputs or {})
+        self.started = time.time()
+        self.package_version = __version__
+        self._checksums: dict[str, Any] | None = None
+        self.extra: dict[str, Any] = {}
+
+    def checksums(self) -> dict[str, Any]:
+        if self._checksums is None:
+            def one(p):
+                return {"path": str(p), "checksum": file_checksum(p)}
+
+            self._checksums = {
+                role: [one(p) for p in paths] if isinstance(paths, (list, tuple)) else one(paths)
+                for role, paths in self.inputs.items()
+            }
+        return self._checksums
+
+    def record(self, artifact: str | os.PathLike, fmt: str) -> dict[str, Any]:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown artifact format {fmt!r}")
+        from .backend import backend_name
+
+        return _jsonable({
+            "format": fmt,
+            "format_version": FORMATS[fmt],
+            "artifact": Path(artifact).name,
+            "stage": self.stage,
+            "created": _now(),
+            "duration_s": round(time.time() - self.started, 3),
+            "parameters": self.parameters,
+            "inputs": self.checksums(),
+            "package": {
+                "name": "concept-saliency",
+                "version": self.package_version,
+                "git_commit": _git_commit(),
+            },
+            "libraries": library_versions(),
+            "keras_backend": backend_name(),
+            "host": {"hostname": socket.gethostname(), "platform": sys.platform},
+            **self.extra,
+        })
+
+    def write(self, artifact: str | os.PathLike, fmt: str) -> Path:
+        """Write ``<artifact>.prov.json``; call after the artifact itself is in place."""
+        record = self.record(artifact, fmt)
+        out = provenance_path(artifact)
+        write_text_atomic(out, json.dumps(record, indent=2, sort_keys=False) + "\n")
+        return out
+
+
+def read_provenance(artifact: str | os.PathLike) -> dict[str, Any]:
+    return json.loads(provenance_path(artifact).read_text())

@@ -1,0 +1,130 @@
+"""What the workflow needs to know from the config before any job runs.
+
+Light on purpose (no Keras import): the Snakefile calls these while it builds
+the DAG, e.g. to expand "all attributes" into concept names.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from .errors import ConfigError
+
+SOURCES_BY_TYPE = {
+    "images": ("synthetic_shapes", "image_folder"),
+    "spatial": ("synthetic_tissue", "st_counts"),
+}
+
+
+def source_kind(name: str, dataset: dict) -> str:
+    source = dataset.get("source") or {}
+    if len(source) != 1:
+        raise ConfigError(f"config key 'datasets.{name}.source': give exactly one source, not {len(source)}")
+    kind = next(iter(source))
+    allowed = SOURCES_BY_TYPE[dataset["type"]]
+    if kind not in allowed:
+        raise ConfigError(
+            f"config key 'datasets.{name}.source': a {dataset['type']} dataset takes "
+            f"{' or '.join(allowed)}, not {kind!r}"
+        )
+    return kind
+
+
+def table_attributes(path: str | Path) -> list[str]:
+    """Attribute names from the header of a CSV/TSV attribute table (first column: image)."""
+    path = Path(path)
+    try:
+        with open(path) as f:
+            header = f.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the attribute table ({exc.strerror})") from None
+    sep = "," if path.suffix.lower() == ".csv" else "\t"
+    return [h.strip() for h in header.split(sep)[1:]]
+
+
+def available_attributes(name: str, dataset: dict) -> list[str]:
+    kind = source_kind(name, dataset)
+    if kind == "synthetic_shapes":
+        from .data.synthetic import SHAPE_ATTRIBUTES
+
+        return list(SHAPE_ATTRIBUTES)
+    if kind == "image_folder":
+        return table_attributes(dataset["source"]["image_folder"]["labels"])
+    return []
+
+
+def concept_names(name: str, dataset: dict) -> list[str]:
+    """The concepts of a dataset, in a fixed order."""
+    spec = dataset.get("concepts") or {}
+    names: list[str] = []
+    attributes = spec.get("attributes")
+    if attributes:
+        available = available_attributes(name, dataset)
+        if attributes == "all":
+            names += available
+        else:
+            unknown = [a for a in attributes if a not in available]
+            if unknown:
+                raise ConfigError(
+                    f"config key 'datasets.{name}.concepts.attributes': unknown attribute(s) "
+                    f"{', '.join(unknown)}; the data has {', '.join(available) or 'none'}"
+                )
+            names += list(attributes)
+    names += list((spec.get("seed_genes") or {}).keys())
+    names += list((spec.get("gene_sets") or {}).keys())
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ConfigError(f"config key 'datasets.{name}.concepts': concept name(s) used twice: {', '.join(sorted(dup))}")
+    if not names:
+        raise ConfigError(f"config key 'datasets.{name}.concepts': no concepts defined")
+    return names
+
+
+def _with_defaults(validator_class):
+    """A jsonschema validator that also fills in ``default`` values (nested objects too)."""
+    from jsonschema import validators
+
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def validate_config(config: dict, schema_path: str | Path) -> dict:
+    """Validate ``config`` against the workflow's schema, filling in defaults.
+
+    Raises :class:`ConfigError` with one line naming the offending key.
+    """
+    import yaml
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _with_defaults(Draft202012Validator)(schema)
+    error = best_match(validator.iter_errors(config))
+    if error is not None:
+        where = _key(error.absolute_path)
+        if error.validator == "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+            msg = (f"unknown key(s) {', '.join(map(repr, extra))}"
+                   + (f"; allowed here: {', '.join(allowed)}" if allowed else ""))
+        elif error.validator == "enum":
+            msg = f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
+        else:
+            msg = error.message
+        raise ConfigError(f"config key '{where}': {msg}")
+    for name, dataset in config.get("datasets", {}).items():
+        source_kind(name, dataset)
+    return config

@@ -1,0 +1,1 @@
+"""Data: synthetic demo sets, image folders, spatial transcriptomics, the sample store."""

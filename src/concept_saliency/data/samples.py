@@ -1,0 +1,162 @@
+"""The sample store: the one HDF5 layout every model stage reads.
+
+``samples.h5`` (format ``csm.samples``) holds
+
+- ``x``: ``(N, H, W, C)`` inputs, ``uint8`` images (scaled by 1/255 on read)
+  or ``float32`` values already in [0, 1] (gene images), chunked along N;
+- ``ids``: the sample names (image ids, gene names), UTF-8;
+- ``split``: ``(N,)`` int8, 0 = training, 1 = validation (held out);
+- optionally ``labels``: ``(N, A)`` int8 in {0, 1} with ``label_names``.
+
+Images (CelebA, the synthetic shapes, a user's folder) and spatial
+transcriptomics genes both end up here, so training, encoding, concepts and
+saliency do not care where samples came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..artifacts import create_h5, open_h5
+from ..errors import InputDataError
+
+FORMAT = "csm.samples"
+TRAIN, VALIDATION = 0, 1
+
+
+def _str_dtype():
+    import h5py
+
+    return h5py.string_dtype("utf-8")
+
+
+def assign_split(n: int, validation_fraction: float, seed: int) -> np.ndarray:
+    """Deterministic random hold-out: ``round(n * fraction)`` samples get VALIDATION."""
+    split = np.full(n, TRAIN, dtype=np.int8)
+    n_val = int(round(n * validation_fraction))
+    if n_val:
+        rng = np.random.default_rng(seed)
+        split[rng.choice(n, size=n_val, replace=False)] = VALIDATION
+    return split
+
+
+@contextlib.contextmanager
+def create_sample_store(
+    path: str | os.PathLike,
+    n: int,
+    sample_shape: Sequence[int],
+    dtype: str | np.dtype,
+    ids: Sequence[str],
+    split: np.ndarray,
+    labels: np.ndarray | None = None,
+    label_names: Sequence[str] | None = None,
+    attrs: dict | None = None,
+    chunk_samples: int = 256,
+):
+    """Create ``samples.h5`` atomically; yields the ``x`` dataset to fill in blocks."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.uint8, np.float32):
+        raise ValueError("samples must be uint8 images or float32 values in [0, 1]")
+    if len(ids) != n or len(split) != n:
+        raise ValueError("ids and split must have one entry per sample")
+    with create_h5(path, FORMAT) as f:
+        chunks = (max(1, min(chunk_samples, n)), *sample_shape)
+        x = f.create_dataset(
+            "x", shape=(n, *sample_shape), dtype=dtype, chunks=chunks,
+            compression="lzf" if dtype == np.uint8 else None,
+        )
+        x.attrs["value_scale"] = 1.0 / 255.0 if dtype == np.uint8 else 1.0
+        f.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=_str_dtype())
+        f.create_dataset("split", data=np.asarray(split, dtype=np.int8))
+        if labels is not None:
+            labels = np.asarray(labels)
+            if labels.shape != (n, len(label_names)):
+                raise ValueError("labels must be (N, number of label names)")
+            f.create_dataset("labels", data=labels.astype(np.int8))
+            f.create_dataset("label_names", data=np.asarray(label_names, dtype=object),
+                             dtype=_str_dtype())
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+        yield x
+
+
+def write_samples(path, x: np.ndarray, ids, split, labels=None, label_names=None, attrs=None):
+    """Write a whole in-memory array as a sample store."""
+    with create_sample_store(path, len(x), x.shape[1:], x.dtype, ids, split,
+                             labels, label_names, attrs) as ds:
+        ds[...] = x
+
+
+@dataclass
+class SampleStore:
+    """Read access to a ``samples.h5``; use as a context manager or call :meth:`close`."""
+
+    path: str
+
+    def __post_init__(self):
+        self._f = open_h5(self.path, FORMAT)
+        self.x = self._f["x"]
+        self.scale = float(self.x.attrs.get("value_scale", 1.0))
+        self.ids = [s.decode() if isinstance(s, bytes) else s for s in self._f["ids"][()]]
+        self.split = self._f["split"][()]
+        if "labels" in self._f:
+            self.labels = self._f["labels"][()].astype(bool)
+            self.label_names = [s.decode() if isinstance(s, bytes) else s
+                                for s in self._f["label_names"][()]]
+        else:
+            self.labels, self.label_names = None, []
+        self.attrs = dict(self._f.attrs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self._f.close()
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def read(self, indices: np.ndarray | slice | None = None) -> np.ndarray:
+        """Samples as float32 in [0, 1]; ``indices`` in any order (duplicates allowed)."""
+        if indices is None:
+            raw = self.x[()]
+        elif isinstance(indices, slice):
+            raw = self.x[indices]
+        else:
+            indices = np.asarray(indices, dtype=np.int64)
+            order = np.argsort(indices, kind="stable")
+            uniq, inverse = np.unique(indices[order], return_inverse=True)
+            block = self.x[uniq] if len(uniq) else self.x[0:0]
+            raw = np.empty((len(indices), *self.sample_shape), dtype=self.x.dtype)
+            raw[order] = block[inverse]
+        out = raw.astype(np.float32)
+        if self.scale != 1.0:
+            out *= np.float32(self.scale)
+        return out
+
+    def index_of(self, ids: Sequence[str]) -> np.ndarray:
+        lookup = {s: i for i, s in enumerate(self.ids)}
+        missing = [s for s in ids if s not in lookup]
+        if missing:
+            raise InputDataError(
+                f"{self.path}: sample id(s) not found: {', '.join(map(str, missing[:10]))}"
+                + (" ..." if len(missing) > 10 else "")
+            )
+        return np.array([lookup[s] for s in ids], dtype=np.int64)
+
+    def iter_blocks(self, block: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Contiguous blocks ``(start, x)`` in order: streaming reads for encoding."""
+        for start in range(0, len(self), block):
+            yield start, self.read(slice(start, min(start + block, len(self))))

@@ -1,0 +1,61 @@
+"""Latent means of every sample (``latents.h5``, format ``csm.latents``).
+
+The paper sampled ``z`` from the posterior, which made concept scores random;
+here the encoder's deterministic mean is used throughout.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .artifacts import create_h5, open_h5
+from .data.samples import SampleStore
+
+log = logging.getLogger(__name__)
+FORMAT = "csm.latents"
+
+
+def encode_store(latent, store: SampleStore, batch_size: int = 256) -> np.ndarray:
+    """``(N, D)`` float32 latent means, streaming the store block by block."""
+    out = None
+    t0 = time.time()
+    last = t0
+    for start, x in store.iter_blocks(batch_size):
+        z = np.asarray(latent.predict_on_batch(x), dtype=np.float32)
+        if out is None:
+            out = np.empty((len(store), z.shape[1]), dtype=np.float32)
+        out[start:start + len(z)] = z
+        now = time.time()
+        if now - last > 30:
+            last = now
+            done = start + len(z)
+            rate = done / (now - t0)
+            log.info("encoded %d/%d  %.0f samples/s  ETA %.0fs", done, len(store), rate,
+                     (len(store) - done) / rate)
+    return out
+
+
+def write_latents(path, z: np.ndarray, ids, split) -> None:
+    import h5py
+
+    with create_h5(path, FORMAT) as f:
+        f.create_dataset("z", data=z.astype(np.float32))
+        f.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset("split", data=np.asarray(split, dtype=np.int8))
+
+
+@dataclass
+class Latents:
+    z: np.ndarray
+    ids: list[str]
+    split: np.ndarray
+
+
+def read_latents(path) -> Latents:
+    with open_h5(path, FORMAT) as f:
+        ids = [s.decode() if isinstance(s, bytes) else s for s in f["ids"][()]]
+        return Latents(f["z"][()], ids, f["split"][()])

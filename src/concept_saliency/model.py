@@ -1,0 +1,260 @@
+"""Architecture presets and the convolutional variational autoencoder.
+
+The encoder is a plain functional Keras model (Conv2D -> BatchNorm -> ReLU
+blocks of stride 2, Flatten, Dense -> ReLU, then two Dense heads ``z_mean``
+and ``z_log_var``). It is saved on its own (``encoder.keras``) with standard
+layers only, so the saliency stage, or any other tool, loads it in safe mode
+without this package. Concept scores use the deterministic mean ``z_mean``.
+
+The decoder mirrors the encoder with transposed convolutions and a sigmoid
+output. :class:`VAE` ties both with the reparameterisation trick and the loss
+of the paper: per-pixel binary cross-entropy (mean over pixels) plus
+``kl_weight`` times the KL divergence (sum over latent dimensions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import keras
+from keras import layers, ops
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ArchitecturePreset:
+    name: str
+    conv_filters: tuple[int, ...]
+    conv_kernels: tuple[int, ...]
+    dense_units: tuple[int, ...]
+    latent_dim: int
+    kl_weight: float
+    learning_rate: float
+    description: str = ""
+
+    @property
+    def downsampling(self) -> int:
+        """Input height and width must be multiples of this (stride 2 per conv)."""
+        return 2 ** len(self.conv_filters)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, ArchitecturePreset] = {
+    p.name: p
+    for p in [
+        ArchitecturePreset(
+            "paper-celeba", (64, 128, 256, 512, 1024), (5, 5, 5, 5, 2), (512,), 400, 5e-4, 1e-3,
+            "Brocki & Chung's CelebA VAE: 128x128 RGB, latent 400",
+        ),
+        ArchitecturePreset(
+            "celeba-64", (32, 64, 128, 256, 512), (5, 5, 5, 5, 2), (256,), 128, 5e-4, 1e-3,
+            "the paper's structure at half width for 64x64 inputs on CPU",
+        ),
+        ArchitecturePreset(
+            "celeba-32", (32, 64, 128, 256), (5, 5, 5, 2), (256,), 64, 5e-4, 1e-3,
+            "the paper's structure for 32x32 inputs (tests, quick runs)",
+        ),
+        ArchitecturePreset(
+            "paper-mob", (16, 32, 64), (4, 4, 4), (256, 256), 20, 0.5e-4, 5e-4,
+            "Brocki & Chung's spatial-transcriptomics VAE: gene images on the spot grid, latent 20",
+        ),
+        ArchitecturePreset(
+            "demo-shapes", (32, 64, 128), (4, 4, 4), (128,), 16, 1e-4, 2e-3,
+            "small VAE for the built-in 32x32 shapes demo",
+        ),
+    ]
+}
+
+
+def get_preset(name: str) -> ArchitecturePreset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(
+            f"config key 'preset': unknown architecture {name!r}; choose one of {', '.join(PRESETS)}"
+        ) from None
+
+
+def check_input_shape(preset: ArchitecturePreset, input_shape: tuple[int, ...]) -> None:
+    h, w = input_shape[:2]
+    if h % preset.downsampling or w % preset.downsampling:
+        raise ConfigError(
+            f"preset {preset.name!r} halves the input {len(preset.conv_filters)} times, so height and "
+            f"width must be multiples of {preset.downsampling}; the samples are {h}x{w}. "
+            f"Change the image size (or grid size) or pick another preset."
+        )
+
+
+def build_encoder(preset: ArchitecturePreset, input_shape: tuple[int, ...]) -> keras.Model:
+    check_input_shape(preset, input_shape)
+    inputs = keras.Input(shape=input_shape, name="x")
+    h = inputs
+    for i, (filters, kernel) in enumerate(zip(preset.conv_filters, preset.conv_kernels)):
+        h = layers.Conv2D(filters, kernel, strides=2, padding="same", name=f"enc_conv{i + 1}")(h)
+        h = layers.BatchNormalization(name=f"enc_bn{i + 1}")(h)
+        h = layers.ReLU(name=f"enc_relu{i + 1}")(h)
+    h = layers.Flatten(name="enc_flatten")(h)
+    for i, units in enumerate(preset.dense_units):
+        h = layers.Dense(units, name=f"enc_dense{i + 1}")(h)
+        h = layers.ReLU(name=f"enc_dense_relu{i + 1}")(h)
+    z_mean = layers.Dense(preset.latent_dim, name="z_mean")(h)
+    z_log_var = layers.Dense(preset.latent_dim, name="z_log_var")(h)
+    return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+
+
+def build_decoder(preset: ArchitecturePreset, output_shape: tuple[int, ...]) -> keras.Model:
+    h_out, w_out, channels = output_shape
+    down = preset.downsampling
+    h0, w0 = h_out // down, w_out // down
+    inputs = keras.Input(shape=(preset.latent_dim,), name="z")
+    h = inputs
+    for i, units in enumerate(reversed(preset.dense_units)):
+        h = layers.Dense(units, activation="relu", name=f"dec_dense{i + 1}")(h)
+    h = layers.Dense(h0 * w0 * preset.conv_filters[-1], activation="relu", name="dec_project")(h)
+    h = layers.Reshape((h0, w0, preset.conv_filters[-1]), name="dec_reshape")(h)
+    filters = list(reversed(preset.conv_filters[:-1]))
+    kernels = list(reversed(preset.conv_kernels))
+    for i, (f, k) in enumerate(zip(filters, kernels)):
+        h = layers.Conv2DTranspose(f, k, strides=2, padding="same", name=f"dec_deconv{i + 1}")(h)
+        h = layers.BatchNormalization(name=f"dec_bn{i + 1}")(h)
+        h = layers.ReLU(name=f"dec_relu{i + 1}")(h)
+    outputs = layers.Conv2DTranspose(channels, kernels[-1], strides=2, padding="same",
+                                     activation="sigmoid", name="reconstruction")(h)
+    return keras.Model(inputs, outputs, name="decoder")
+
+
+@keras.saving.register_keras_serializable(package="concept_saliency")
+class VAE(keras.Model):
+    """Encoder + reparameterised sampling + decoder, trained with BCE + kl_weight * KL."""
+
+    def __init__(self, encoder: keras.Model, decoder: keras.Model, kl_weight: float,
+                 seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.kl_weight = float(kl_weight)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.total_tracker = keras.metrics.Mean(name="loss")
+
+    def call(self, x, training=False):
+        z_mean, z_log_var = self.encoder(x, training=training)
+        if training:
+            eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+            z = z_mean + ops.exp(0.5 * z_log_var) * eps
+        else:
+            z = z_mean
+        return {"reconstruction": self.decoder(z, training=training),
+                "z_mean": z_mean, "z_log_var": z_log_var}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        recon = y_pred["reconstruction"]
+        eps = 1e-7
+        r = ops.clip(recon, eps, 1 - eps)
+        bce = -(x * ops.log(r) + (1 - x) * ops.log(1 - r))
+        reconstruction = ops.mean(ops.mean(ops.reshape(bce, (ops.shape(bce)[0], -1)), axis=1))
+        z_mean, z_log_var = y_pred["z_mean"], y_pred["z_log_var"]
+        kl = ops.mean(-0.5 * ops.sum(1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1))
+        total = reconstruction + self.kl_weight * kl
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        self.total_tracker.update_state(total)
+        return total
+
+    @property
+    def metrics(self):
+        return [self.total_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "kl_weight": self.kl_weight,
+            "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        return cls(**config)
+
+
+def build_vae(preset: ArchitecturePreset, input_shape: tuple[int, ...], seed: int | None = None) -> VAE:
+    encoder = build_encoder(preset, input_shape)
+    decoder = build_decoder(preset, input_shape)
+    vae = VAE(encoder, decoder, preset.kl_weight, seed=seed, name=f"vae_{preset.name}")
+    vae.build((None, *input_shape))
+    return vae
+
+
+def latent_model(model: keras.Model, output: str | int | None = None) -> keras.Model:
+    """A single-output model giving the latent used for concept scores.
+
+    ``output`` names the encoder output (by its layer name, e.g. ``"z_mean"``,
+    or by position). With ``None``: the only output, or ``z_mean`` when present.
+    """
+    outputs = model.outputs
+    if len(outputs) == 1 and output in (None, 0, _output_name(outputs[0])):
+        return model
+    names = [_output_name(t) for t in outputs]
+    if output is None:
+        if "z_mean" not in names:
+            raise ConfigError(
+                f"model '{model.name}' has {len(outputs)} outputs ({', '.join(names)}); "
+                f"say which one is the latent with 'latent_output'"
+            )
+        output = "z_mean"
+    if isinstance(output, int):
+        if not 0 <= output < len(outputs):
+            raise ConfigError(f"model '{model.name}' has no output {output} (it has {len(outputs)})")
+        idx = output
+    elif output in names:
+        idx = names.index(output)
+    else:
+        raise ConfigError(
+            f"model '{model.name}' has no output named {output!r}; its outputs are {', '.join(names)}"
+        )
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs[idx], name=f"{model.name}_{names[idx]}")
+
+
+def _output_name(tensor) -> str:
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation.name if history is not None else str(tensor.name)
+
+
+def load_model(path, what: str = "model", compile: bool = False) -> keras.Model:
+    """Load a ``.keras`` file in safe mode (no arbitrary code), with a clear error."""
+    from pathlib import Path
+
+    from .errors import InputDataError
+
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise InputDataError(f"{path}: {what} must be a Keras 3 '.keras' file")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    except ValueError as exc:
+        msg = str(exc)
+        if "Lambda" in msg or "safe_mode" in msg:
+            raise InputDataError(
+                f"{path}: refused by safe loading: the {what} contains a Lambda layer (arbitrary "
+                f"Python code). Replace it with a registered custom layer, or re-save without it."
+            ) from None
+        raise InputDataError(f"{path}: cannot load the {what} ({msg.splitlines()[0]})") from None
+    except (OSError, KeyError, EOFError) as exc:
+        raise InputDataError(f"{path}: not a valid .keras file ({exc})") from None
+    except Exception as exc:  # zipfile.BadZipFile and friends
+        raise InputDataError(f"{path}: not a valid .keras file ({type(exc).__name__}: {exc})") from None

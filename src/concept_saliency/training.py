@@ -1,0 +1,153 @@
+"""Fitting the VAE: checkpoints every epoch, resume after an interruption, progress logs.
+
+:func:`train_vae` trains on the training split of a sample store and
+validates on the held-out split. After every epoch it saves a checkpoint
+(model with optimizer state, plus the loss history so far) under
+``checkpoint_dir``; when called again with the same settings after an
+interruption it resumes from the last completed epoch instead of starting
+over. A non-finite loss stops training with a clear error and keeps the last
+good checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from .artifacts import atomic_path, write_text_atomic
+from .data.loader import BatchLoader
+from .data.samples import TRAIN, VALIDATION, SampleStore
+from .errors import ConfigError, UserError
+from .model import ArchitecturePreset, build_vae, load_model
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+def _fingerprint(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _EpochCheckpoint(keras.callbacks.Callback):
+    """Save model + history after each epoch (atomically); log progress; stop on NaN."""
+
+    def __init__(self, checkpoint_dir: Path, fingerprint: str, history: list[dict],
+                 n_train: int, epochs: int, steps: int):
+        super().__init__()
+        self.dir = checkpoint_dir
+        self.fingerprint = fingerprint
+        self.history = history
+        self.n_train = n_train
+        self.epochs = epochs
+        self.steps = steps
+        self._t0 = time.time()
+        self._last_log = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+            self._diverged = True
+            return
+        now = time.time()
+        if now - self._last_log > 30:
+            self._last_log = now
+            rate = (batch + 1) * self.n_train / max(self.steps, 1) / max(now - self._t0, 1e-9)
+            log.info("  step %d/%d  loss %.4f  %.0f samples/s", batch + 1, self.steps,
+                     float(loss or float("nan")), rate)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if getattr(self, "_diverged", False) or not all(
+            math.isfinite(float(v)) for v in (logs or {}).values()
+        ):
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch + 1} (loss {logs.get('loss') if logs else 'nan'}); "
+                f"the last good checkpoint is kept in {self.dir}. Lower 'learning_rate' or check "
+                f"the inputs for NaN values."
+            )
+        seconds = time.time() - self._t0
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+               "seconds": round(seconds, 3), "samples_per_s": round(self.n_train / max(seconds, 1e-9), 1)}
+        self.history.append(row)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.dir / "last.keras") as tmp:
+            self.model.save(tmp)
+        write_text_atomic(self.dir / "state.json", json.dumps(
+            {"fingerprint": self.fingerprint, "epoch": epoch + 1, "history": self.history}, indent=1))
+        val = f"  val_loss {row['val_loss']:.4f}" if "val_loss" in row else ""
+        log.info("epoch %d/%d  loss %.4f%s  %.1fs  %.0f samples/s", epoch + 1, self.epochs,
+                 row.get("loss", float("nan")), val, seconds, row["samples_per_s"])
+
+
+def train_vae(samples_path: str | Path, preset: ArchitecturePreset, *, epochs: int,
+              batch_size: int, seed: int, checkpoint_dir: str | Path,
+              learning_rate: float | None = None):
+    """Train a VAE of ``preset`` on a sample store; returns ``(vae, history DataFrame)``."""
+    if epochs < 1:
+        raise ConfigError(f"config key 'epochs': must be at least 1, got {epochs}")
+    if batch_size < 1:
+        raise ConfigError(f"config key 'batch_size': must be at least 1, got {batch_size}")
+    lr = float(learning_rate or preset.learning_rate)
+    checkpoint_dir = Path(checkpoint_dir)
+    with SampleStore(str(samples_path)) as store:
+        train_idx = np.nonzero(store.split == TRAIN)[0]
+        val_idx = np.nonzero(store.split == VALIDATION)[0]
+        if len(train_idx) == 0:
+            raise ConfigError(f"{samples_path}: no training samples (all are held out)")
+        settings = {"preset": preset.as_dict(), "epochs": epochs, "batch_size": batch_size,
+                    "seed": seed, "learning_rate": lr, "n": len(store),
+                    "shape": store.sample_shape, "ids_head": store.ids[:5]}
+        fingerprint = _fingerprint(settings)
+
+        history: list[dict] = []
+        initial_epoch = 0
+        vae = None
+        state_file = checkpoint_dir / "state.json"
+        if state_file.exists():
+            try:
+                state = json.loads(state_file.read_text())
+            except json.JSONDecodeError:
+                state = {}
+            if state.get("fingerprint") == fingerprint and 0 < state.get("epoch", 0) <= epochs:
+                vae = load_model(checkpoint_dir / "last.keras", "checkpoint", compile=True)
+                initial_epoch = int(state["epoch"])
+                history = list(state["history"])[:initial_epoch]
+                log.info("resuming from the checkpoint of epoch %d in %s", initial_epoch, checkpoint_dir)
+            else:
+                log.info("ignoring the checkpoint in %s: it was made with other settings", checkpoint_dir)
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if vae is None:
+            keras.utils.set_random_seed(seed)
+            vae = build_vae(preset, store.sample_shape, seed=seed)
+            vae.compile(optimizer=keras.optimizers.Adam(lr))
+
+        train = BatchLoader(store, train_idx, batch_size, shuffle=True, seed=seed, epoch=initial_epoch)
+        val = BatchLoader(store, val_idx, batch_size, shuffle=False) if len(val_idx) else None
+        log.info("training %s on %d samples (%d held out), %d epochs of %d steps, batch %d",
+                 preset.name, len(train_idx), len(val_idx), epochs, len(train), batch_size)
+        checkpoint = _EpochCheckpoint(checkpoint_dir, fingerprint, history, len(train_idx),
+                                      epochs, len(train))
+        if initial_epoch < epochs:
+            vae.fit(train, validation_data=val, epochs=epochs, initial_epoch=initial_epoch,
+                    callbacks=[checkpoint], verbose=0)
+    return vae, pd.DataFrame(history)
+
+
+def clear_checkpoint(checkpoint_dir: str | Path) -> None:
+    """Remove the resume checkpoint once the final model is safely written."""
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)

@@ -1,0 +1,83 @@
+"""Concept vectors, scores, AUROC and seed-gene groups on hand-made latents."""
+
+import numpy as np
+import pytest
+
+from concept_saliency import concepts as C
+from concept_saliency.errors import ConfigError
+
+
+def test_attribute_vector_is_mean_of_positives_minus_mean_of_negatives():
+    z = np.array([[1.0, 0.0], [3.0, 2.0], [0.0, 1.0], [0.0, 3.0], [2.0, 2.0]])
+    positive = np.array([True, True, False, False, False])
+    vector, info = C.attribute_vector(z, positive)
+    np.testing.assert_allclose(vector, [2.0 - 2 / 3, 1.0 - 2.0])
+    assert info == {"n_positive": 2, "n_negative": 3}
+
+
+def test_attribute_vector_subsamples_and_refuses_too_few():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(100, 4))
+    positive = np.arange(100) < 10
+    with pytest.raises(ConfigError, match="concept 'Bald'.*10 positives and 90 negatives"):
+        C.attribute_vector(z, positive, num_samples=20, name="Bald")
+    vector, info = C.attribute_vector(z, positive, num_samples=20, name="Bald", allow_fewer=True)
+    assert info == {"n_positive": 10, "n_negative": 20}
+    assert vector.shape == (4,)
+
+
+def test_auroc_matches_pairwise_definition_with_ties():
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 5, size=60).astype(float)  # many ties
+    labels = rng.random(60) < 0.4
+    pos, neg = scores[labels], scores[~labels]
+    pairwise = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (
+        len(pos) * len(neg))
+    assert C.auroc(scores, labels) == pytest.approx(pairwise)
+    assert C.auroc(np.arange(4.0), np.array([0, 0, 1, 1], bool)) == 1.0
+    assert C.auroc(np.arange(4.0), np.array([1, 1, 0, 0], bool)) == 0.0
+    assert np.isnan(C.auroc(np.arange(3.0), np.zeros(3, bool)))
+
+
+def test_scores_are_dot_products_and_separate_a_planted_concept():
+    rng = np.random.default_rng(2)
+    direction = np.array([0.0, 1.0, 0.0])
+    labels = rng.random(400) < 0.5
+    z = rng.normal(size=(400, 3)) + 2.0 * labels[:, None] * direction
+    vector, _ = C.attribute_vector(z[:200], labels[:200])
+    s = C.concept_scores(z, vector[None])[:, 0]
+    np.testing.assert_allclose(s, z @ vector, rtol=1e-6)
+    assert C.auroc(s[200:], labels[200:]) > 0.85
+
+
+def test_correlated_with_ranks_by_pearson_over_latent_dimensions():
+    rng = np.random.default_rng(3)
+    seed = rng.normal(size=10)
+    z = np.stack([seed, 2 * seed + 1, -seed, rng.normal(size=10), seed + 0.3 * rng.normal(size=10)])
+    idx, r, p = C.correlated_with(z, 0, 3)
+    assert list(idx[:2]) in ([0, 1], [1, 0])
+    assert idx[2] == 4
+    np.testing.assert_allclose(r[:2], 1.0)
+    np.testing.assert_allclose(r[2], np.corrcoef(z[0], z[4])[0, 1])
+    assert p[2] < 0.01
+
+
+def test_group_vector_and_top_selection():
+    z = np.array([[1.0, 1.0], [3.0, 1.0], [5.0, 5.0]])
+    members = np.array([True, True, False])
+    np.testing.assert_allclose(C.group_vector(z, members), [2.0, 1.0])
+    np.testing.assert_allclose(C.group_vector(z, members, subtract_rest=True), [-3.0, -4.0])
+    scores = np.array([0.1, 0.9, 0.5, 0.7])
+    assert list(C.select_top(scores, np.array([True, False, True, True]), 2)) == [3, 2]
+
+
+def test_concepts_artifact_round_trip(tmp_path):
+    cs = [C.Concept("a", "attribute", np.ones(3, np.float32), np.array([1, 0], bool)),
+          C.Concept("b", "gene_set", np.zeros(3, np.float32), np.array([0, 1], bool))]
+    C.write_concepts(tmp_path / "c.h5", cs, np.arange(4.0).reshape(2, 2),
+                     {"a": np.array([0]), "b": np.array([1, 0])}, ["s1", "s2"])
+    back = C.read_concepts(tmp_path / "c.h5")
+    assert back.names == ["a", "b"] and back.kinds == ["attribute", "gene_set"]
+    assert back.ids == ["s1", "s2"]
+    np.testing.assert_array_equal(back.explain["b"], [1, 0])
+    np.testing.assert_array_equal(back.vectors[0], np.ones(3))

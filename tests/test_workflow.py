@@ -1,0 +1,206 @@
+"""The workflow end to end: the built-in demo through Snakemake, in a temporary copy.
+
+One module-scoped run of the default config (the demo as `make demo` runs it),
+then checks of its artifacts, the report, the ground truth, and which jobs
+Snakemake would rerun after a change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def copy_workflow(dest: Path) -> Path:
+    for name in ("Snakefile", "workflow", "config", "src", "profiles"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(cwd: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    done = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
+
+
+def planned_jobs(cwd: Path, *args: str) -> dict[str, int]:
+    """Rule -> number of jobs a dry run would execute (from Snakemake's own job table)."""
+    out = snakemake(cwd, "-n", *args).stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out[out.index("Job stats:"):]
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        jobs[parts[0]] = int(parts[1])
+    jobs.pop("total", None)
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    work = copy_workflow(tmp_path_factory.mktemp("demo"))
+    snakemake(work, "--cores", "2", timeout=1500)
+    return work
+
+
+def test_demo_writes_every_artifact_with_provenance(demo):
+    results = demo / "results"
+    for ds, concepts in (("shapes", ["red_square", "blue_disc", "stripes", "yellow_triangle"]),
+                         ("tissue", ["layer1", "layer2", "layer3", "layer4"])):
+        base = results / ds / "demo"
+        expected = {
+            base / "model" / "vae.keras": "csm.keras-model",
+            base / "model" / "encoder.keras": "csm.keras-model",
+            base / "model" / "history.csv": "csm.history",
+            base / "latents.h5": "csm.latents",
+            base / "concepts" / "concepts.h5": "csm.concepts",
+            base / "concepts" / "separation.tsv": "csm.table",
+            results / ds / "data" / "samples.h5": "csm.samples",
+            **{base / "saliency" / f"{m}.h5": "csm.saliency"
+               for m in ("vanilla_gradient", "gradient_x_input", "smoothgrad",
+                         "integrated_gradients", "guided_backprop")},
+            **{base / "figures" / f"{c}.png": "csm.figure" for c in concepts},
+        }
+        for path, fmt in expected.items():
+            assert path.is_file() and path.stat().st_size > 0, path
+            record = json.loads(path.with_name(path.name + ".prov.json").read_text())
+            assert record["format"] == fmt and record["format_version"] == 1, path
+            assert record["package"]["version"] and record["libraries"]["keras"]
+            assert record["duration_s"] >= 0 and record["inputs"] is not None
+        # no temporary or partial files are left behind
+        leftovers = [p for p in results.rglob("*") if ".tmp-" in p.name]
+        assert leftovers == []
+    train = json.loads((results / "shapes/demo/model/encoder.keras.prov.json").read_text())
+    assert train["parameters"]["epochs"] == 10 and train["device"].startswith("tensorflow")
+    assert train["inputs"]["samples"]["checksum"].startswith("sha256:")
+    assert not (results / "shapes/demo/model/checkpoint").exists()
+
+
+def test_demo_maps_and_latents_have_the_right_shapes(demo):
+    import h5py
+
+    with h5py.File(demo / "results/shapes/demo/saliency/integrated_gradients.h5") as f:
+        assert f.attrs["format"] == "csm.saliency" and f.attrs["method"] == "integrated_gradients"
+        assert f["red_square/maps"].shape == (4, 32, 32, 3)
+    with h5py.File(demo / "results/tissue/demo/saliency/vanilla_gradient.h5") as f:
+        assert f["layer2/maps"].shape == (3, 32, 32, 1)
+    with h5py.File(demo / "results/shapes/demo/latents.h5") as f:
+        assert f["z"].shape == (2000, 16)
+
+
+def test_concepts_separate_on_held_out_samples(demo):
+    shapes = pd.read_csv(demo / "results/shapes/demo/concepts/separation.tsv", sep="\t")
+    assert (shapes["evaluated_on"] == "held-out").all()
+    assert (shapes["auroc"] > 0.8).all(), shapes
+    tissue = pd.read_csv(demo / "results/tissue/demo/concepts/separation.tsv", sep="\t")
+    assert (tissue["auroc"] > 0.9).all(), tissue
+    groups = pd.read_csv(demo / "results/tissue/demo/concepts/groups.tsv", sep="\t")
+    # the genes most correlated with a layer's seed gene belong to that layer
+    for layer in range(1, 5):
+        genes = groups.loc[groups["concept"] == f"layer{layer}", "gene"]
+        assert genes.str.startswith(f"Layer{layer}g").mean() > 0.8
+
+
+def test_concept_maps_beat_a_random_map_on_the_ground_truth(demo):
+    shapes = pd.read_csv(demo / "results/shapes/demo/evaluation/groundtruth.tsv", sep="\t")
+    rows = shapes.set_index("method")
+    assert rows.loc["random", "auroc"] == pytest.approx(0.5, abs=0.05)
+    methods = rows.drop(index="random")
+    assert methods["beats_random"].all(), shapes
+    assert (methods["mass_inside"] > 2 * rows.loc["random", "mass_inside"]).all()
+    tissue = pd.read_csv(demo / "results/tissue/demo/evaluation/groundtruth.tsv", sep="\t").set_index("method")
+    for method in ("gradient_x_input", "integrated_gradients"):
+        assert tissue.loc[method, "beats_random"], tissue
+        assert tissue.loc[method, "auroc"] > 0.75
+
+
+def test_second_run_does_nothing(demo):
+    assert planned_jobs(demo) == {}
+
+
+def test_report_holds_every_figure_with_captions(demo):
+    snakemake(demo, "--report", "results/report.html")
+    html = (demo / "results/report.html").read_text()
+    for name in ("red_square.png", "layer3.png", "loss.png", "histograms.png", "groundtruth.png",
+                 "separation.tsv", "groundtruth.tsv"):
+        assert name in html, name
+    assert '"shapes"' in html and '"tissue"' in html  # categories
+    assert "Concept saliency maps for concept" in html  # a rendered caption
+    assert "data:image/png;" in html
+
+
+def test_changing_a_saliency_option_reruns_only_saliency_and_what_follows(demo, tmp_path):
+    config = yaml.safe_load((demo / "config/config.yaml").read_text())
+    config["saliency"]["methods"]["integrated_gradients"]["steps"] = 32
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(demo, "--configfile", str(changed))
+    assert jobs == {"saliency": 2, "render": 8, "evaluate_groundtruth": 2, "all": 1}, jobs
+
+
+def test_editing_a_library_module_reruns_the_stages_that_use_it(demo):
+    module = demo / "src/concept_saliency/concepts.py"
+    original = module.read_text()
+    try:
+        module.write_text(original + "\n# edited\n")
+        jobs = planned_jobs(demo)
+        assert "train" not in jobs and jobs["concepts"] == 2 and jobs["saliency"] == 10, jobs
+    finally:
+        module.write_text(original)
+        os.utime(module, (0, 0))
+    assert planned_jobs(demo) == {}
+
+
+def test_forcerun_of_one_rule_reruns_it_and_what_follows(demo):
+    jobs = planned_jobs(demo, "--forcerun", "encode")
+    assert jobs == {"encode": 2, "concepts": 2, "saliency": 10, "render": 8,
+                    "evaluate_groundtruth": 2, "all": 1}, jobs
+    assert planned_jobs(demo, "--forcerun", "encode", "--until", "concepts") == {"encode": 2, "concepts": 2}
+
+
+def test_integrated_gradients_of_the_trained_demo_encoders_are_complete_within_one_percent(demo):
+    """Sum of the IG map = s(x) - s(baseline) within 1% at 64 steps, on the real trained models."""
+    import h5py
+    import numpy as np
+
+    from concept_saliency.concepts import read_concepts
+    from concept_saliency.model import latent_model, load_model
+
+    for ds in ("shapes", "tissue"):
+        base = demo / "results" / ds / "demo"
+        encoder = latent_model(load_model(base / "model/encoder.keras"))
+        cs = read_concepts(base / "concepts/concepts.h5")
+        errors, deltas = [], []
+        with h5py.File(base / "saliency/integrated_gradients.h5") as f:
+            assert "steps': 64" in f.attrs["options"]
+            for k, name in enumerate(cs.names):
+                maps, scores = f[name]["maps"][()], f[name]["scores"][()]
+                zero = np.asarray(encoder(np.zeros((1, *maps.shape[1:]), "float32"))) @ cs.vectors[k]
+                delta = scores - zero[0]
+                errors.append(np.abs(maps.reshape(len(maps), -1).sum(axis=1) - delta))
+                deltas.append(np.abs(delta))
+        assert np.concatenate(errors).sum() <= 0.01 * np.concatenate(deltas).sum(), ds

@@ -1,0 +1,90 @@
+# Shared helpers: config validation, paths, what each dataset needs.
+
+import os
+import re
+import sys
+
+SRC = os.path.join(workflow.basedir, "src")
+# Scripts (local, conda or cluster jobs) import the library from this checkout.
+sys.path.insert(0, SRC)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
+
+from concept_saliency.config import concept_names, source_kind, validate_config
+from concept_saliency.errors import ConfigError
+
+try:
+    validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+    CONCEPTS = {ds: concept_names(ds, cfg) for ds, cfg in config["datasets"].items()}
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+R = config["results"]
+DATASETS = config["datasets"]
+IMAGE_DATASETS = [d for d, c in DATASETS.items() if c["type"] == "images"]
+SPATIAL_DATASETS = [d for d, c in DATASETS.items() if c["type"] == "spatial"]
+
+
+def _alternatives(names):
+    return "|".join(map(re.escape, names)) if names else "^$"
+
+
+wildcard_constraints:
+    dataset=_alternatives(DATASETS),
+    model="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    method="[a-z_]+",
+    concept="[^/]+",
+
+
+def library(*modules):
+    """Library modules a stage runs: inputs, so that editing one reruns the stage."""
+    return [os.path.join(SRC, "concept_saliency", m) for m in modules]
+
+
+def dataset(wc):
+    return DATASETS[wc.dataset]
+
+
+def model_cfg(wc):
+    return DATASETS[wc.dataset]["models"][wc.model]
+
+
+def saliency_cfg(ds_name):
+    ds = DATASETS[ds_name]
+    return ds.get("saliency") or config.get("saliency") or {}
+
+
+def methods_of(ds_name):
+    methods = list((saliency_cfg(ds_name).get("methods") or {}).keys())
+    if not methods:
+        raise WorkflowError(
+            f"config key 'saliency.methods': no saliency method for dataset '{ds_name}'"
+        )
+    return methods
+
+
+def maps_of(wc):
+    return expand(
+        f"{R}/{wc.dataset}/{wc.model}/saliency/{{method}}.h5", method=methods_of(wc.dataset)
+    )
+
+
+def grid_of(wc):
+    if wc.dataset in SPATIAL_DATASETS:
+        return {"grid": f"{R}/{wc.dataset}/data/grid.h5"}
+    return {}
+
+
+def all_targets():
+    targets = []
+    for ds, cfg in DATASETS.items():
+        for model in cfg["models"]:
+            base = f"{R}/{ds}/{model}"
+            targets += [
+                f"{base}/model/loss.png",
+                f"{base}/concepts/separation.tsv",
+                f"{base}/concepts/histograms.png",
+            ]
+            targets += expand(f"{base}/figures/{{concept}}.png", concept=CONCEPTS[ds])
+            if cfg.get("groundtruth"):
+                targets += [f"{base}/evaluation/groundtruth.tsv", f"{base}/evaluation/groundtruth.png"]
+    return targets

@@ -1,0 +1,36 @@
+# Concept vectors, scores, how well each concept separates, samples to explain.
+
+
+rule concepts:
+    input:
+        latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+        code=library("concepts.py"),
+    output:
+        vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        separation=report(
+            f"{R}/{{dataset}}/{{model}}/concepts/separation.tsv",
+            caption="../report/separation.rst",
+            category="{dataset}",
+            subcategory="{model}: concepts",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "AUROC table"},
+        ),
+        groups=f"{R}/{{dataset}}/{{model}}/concepts/groups.tsv",
+        histograms=report(
+            f"{R}/{{dataset}}/{{model}}/concepts/histograms.png",
+            caption="../report/histograms.rst",
+            category="{dataset}",
+            subcategory="{model}: concepts",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "score histograms"},
+        ),
+    params:
+        spec=lambda wc: dataset(wc)["concepts"],
+        top_k=lambda wc: dataset(wc)["explain"]["top_k"],
+        explain_ids=lambda wc: dataset(wc)["explain"]["ids"],
+        seed=config["seed"],
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/concepts.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    script:
+        "../scripts/concepts.py"

@@ -1,0 +1,19 @@
+# Deterministic latent means of every sample.
+
+
+rule encode:
+    input:
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+        encoder=f"{R}/{{dataset}}/{{model}}/model/encoder.keras",
+        code=library("encoding.py", "model.py"),
+    output:
+        latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
+    params:
+        batch_size=256,
+    threads: 1
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/encode.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    script:
+        "../scripts/encode.py"

@@ -1,0 +1,62 @@
+# Inputs to the one sample store every model stage reads (results/<dataset>/data/samples.h5).
+
+
+def image_inputs(wc):
+    ds = dataset(wc)
+    if source_kind(wc.dataset, ds) == "synthetic_shapes":
+        base = f"{R}/{wc.dataset}/raw"
+        return {"images": f"{base}/images", "labels": f"{base}/attributes.tsv"}
+    src = ds["source"]["image_folder"]
+    return {"images": src["images"], "labels": src["labels"]}
+
+
+def spatial_inputs(wc):
+    ds = dataset(wc)
+    if source_kind(wc.dataset, ds) == "synthetic_tissue":
+        base = f"{R}/{wc.dataset}/raw"
+        return {"counts": f"{base}/counts.tsv.gz", "annotation": f"{base}/annotation.tsv"}
+    return dict(ds["source"]["st_counts"])
+
+
+rule prepare_images:
+    input:
+        unpack(image_inputs),
+        code=library("data/images.py", "data/samples.py"),
+    output:
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+    wildcard_constraints:
+        dataset=_alternatives(IMAGE_DATASETS),
+    params:
+        image_size=lambda wc: dataset(wc)["image_size"],
+        validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
+        seed=config["seed"],
+        attributes=lambda wc: dataset(wc)["concepts"].get("attributes"),
+    log:
+        f"{R}/{{dataset}}/logs/prepare.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    script:
+        "../scripts/prepare_images.py"
+
+
+rule prepare_spatial:
+    input:
+        unpack(spatial_inputs),
+        code=library("data/spatial.py", "data/samples.py"),
+    output:
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+        anndata=f"{R}/{{dataset}}/data/spatial.h5ad",
+        grid=f"{R}/{{dataset}}/data/grid.h5",
+    wildcard_constraints:
+        dataset=_alternatives(SPATIAL_DATASETS),
+    params:
+        normalisation=lambda wc: dataset(wc)["normalisation"],
+        grid_size=lambda wc: dataset(wc)["grid_size"],
+        validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
+        seed=config["seed"],
+    log:
+        f"{R}/{{dataset}}/logs/prepare.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    script:
+        "../scripts/prepare_spatial.py"

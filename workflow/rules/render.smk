@@ -1,0 +1,64 @@
+# Figures for people: one per concept (inputs beside their maps), and the
+# ground-truth evaluation of the demo data.
+
+
+rule render:
+    input:
+        unpack(grid_of),
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+        maps=maps_of,
+        code=library("rendering.py"),
+    output:
+        figure=report(
+            f"{R}/{{dataset}}/{{model}}/figures/{{concept}}.png",
+            caption="../report/concept_maps.rst",
+            category="{dataset}",
+            subcategory="{model}: concept maps",
+            labels={"dataset": "{dataset}", "model": "{model}", "concept": "{concept}"},
+        ),
+    params:
+        concept=lambda wc: wc.concept,
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/render_{{concept}}.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    script:
+        "../scripts/render.py"
+
+
+def groundtruth_inputs(wc):
+    if wc.dataset in SPATIAL_DATASETS:
+        return {"grid": f"{R}/{wc.dataset}/data/grid.h5"}
+    return {"masks": f"{R}/{wc.dataset}/raw/masks.h5"}
+
+
+rule evaluate_groundtruth:
+    input:
+        unpack(groundtruth_inputs),
+        vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        maps=maps_of,
+        code=library("evaluation.py"),
+    output:
+        table=report(
+            f"{R}/{{dataset}}/{{model}}/evaluation/groundtruth.tsv",
+            caption="../report/groundtruth.rst",
+            category="{dataset}",
+            subcategory="{model}: ground truth",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "table"},
+        ),
+        per_sample=f"{R}/{{dataset}}/{{model}}/evaluation/groundtruth_per_sample.tsv",
+        figure=report(
+            f"{R}/{{dataset}}/{{model}}/evaluation/groundtruth.png",
+            caption="../report/groundtruth.rst",
+            category="{dataset}",
+            subcategory="{model}: ground truth",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "bars"},
+        ),
+    params:
+        seed=config["seed"],
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/evaluate_groundtruth.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    script:
+        "../scripts/evaluate_groundtruth.py"

@@ -1,0 +1,35 @@
+# Train the VAE of a model preset; resumes from its checkpoint after an interruption.
+
+
+rule train:
+    input:
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+        code=library("model.py", "training.py", "data/loader.py"),
+    output:
+        model=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
+        encoder=f"{R}/{{dataset}}/{{model}}/model/encoder.keras",
+        history=f"{R}/{{dataset}}/{{model}}/model/history.csv",
+        loss_plot=report(
+            f"{R}/{{dataset}}/{{model}}/model/loss.png",
+            caption="../report/loss.rst",
+            category="{dataset}",
+            subcategory="{model}: training",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "loss"},
+        ),
+    params:
+        preset=lambda wc: model_cfg(wc)["preset"],
+        epochs=lambda wc: model_cfg(wc)["epochs"],
+        batch_size=lambda wc: model_cfg(wc)["batch_size"],
+        learning_rate=lambda wc: model_cfg(wc)["learning_rate"],
+        seed=config["seed"],
+        checkpoint_dir=lambda wc: f"{R}/{wc.dataset}/{wc.model}/model/checkpoint",
+    threads: config["threads"]["train"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/train.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    script:
+        "../scripts/train.py"
