@@ -35,6 +35,16 @@ wildcard_constraints:
     concept="[^/]+",
 
 
+def canonical(value):
+    """A dict param with sorted keys: Snakemake compares params by their text, so
+    reordering keys in the config must not rerun anything."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
 def library(*modules):
     """Library modules a stage runs: inputs, so that editing one reruns the stage."""
     return [os.path.join(SRC, "concept_saliency", m) for m in modules]

@@ -5,7 +5,7 @@ rule concepts:
     input:
         latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
         samples=f"{R}/{{dataset}}/data/samples.h5",
-        code=library("concepts.py"),
+        code=library("stages/concepts.py", "concepts.py"),
     output:
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         separation=report(
@@ -24,7 +24,7 @@ rule concepts:
             labels={"dataset": "{dataset}", "model": "{model}", "figure": "score histograms"},
         ),
     params:
-        spec=lambda wc: dataset(wc)["concepts"],
+        spec=lambda wc: canonical(dataset(wc)["concepts"]),
         top_k=lambda wc: dataset(wc)["explain"]["top_k"],
         explain_ids=lambda wc: dataset(wc)["explain"]["ids"],
         seed=config["seed"],

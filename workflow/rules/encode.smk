@@ -5,7 +5,7 @@ rule encode:
     input:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         encoder=f"{R}/{{dataset}}/{{model}}/model/encoder.keras",
-        code=library("encoding.py", "model.py"),
+        code=library("stages/encode.py", "encoding.py", "model.py"),
     output:
         latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
     params:

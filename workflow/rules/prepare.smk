@@ -21,7 +21,7 @@ def spatial_inputs(wc):
 rule prepare_images:
     input:
         unpack(image_inputs),
-        code=library("data/images.py", "data/samples.py"),
+        code=library("stages/prepare.py", "data/images.py", "data/samples.py"),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
     wildcard_constraints:
@@ -42,7 +42,7 @@ rule prepare_images:
 rule prepare_spatial:
     input:
         unpack(spatial_inputs),
-        code=library("data/spatial.py", "data/samples.py"),
+        code=library("stages/prepare.py", "data/spatial.py", "data/samples.py"),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         anndata=f"{R}/{{dataset}}/data/spatial.h5ad",
@@ -50,7 +50,7 @@ rule prepare_spatial:
     wildcard_constraints:
         dataset=_alternatives(SPATIAL_DATASETS),
     params:
-        normalisation=lambda wc: dataset(wc)["normalisation"],
+        normalisation=lambda wc: canonical(dataset(wc)["normalisation"]),
         grid_size=lambda wc: dataset(wc)["grid_size"],
         validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
         seed=config["seed"],

@@ -7,7 +7,7 @@ rule render:
         unpack(grid_of),
         samples=f"{R}/{{dataset}}/data/samples.h5",
         maps=maps_of,
-        code=library("rendering.py"),
+        code=library("stages/render.py", "rendering.py"),
     output:
         figure=report(
             f"{R}/{{dataset}}/{{model}}/figures/{{concept}}.png",
@@ -37,7 +37,7 @@ rule evaluate_groundtruth:
         unpack(groundtruth_inputs),
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         maps=maps_of,
-        code=library("evaluation.py"),
+        code=library("stages/groundtruth.py", "evaluation.py"),
     output:
         table=report(
             f"{R}/{{dataset}}/{{model}}/evaluation/groundtruth.tsv",

@@ -6,12 +6,14 @@ rule saliency:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         encoder=f"{R}/{{dataset}}/{{model}}/model/encoder.keras",
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
-        code=library("saliency/methods.py", "saliency/autodiff.py", "saliency/graph.py"),
+        code=library(
+            "stages/saliency.py", "saliency/methods.py", "saliency/autodiff.py", "saliency/graph.py"
+        ),
     output:
         maps=f"{R}/{{dataset}}/{{model}}/saliency/{{method}}.h5",
     params:
         method=lambda wc: wc.method,
-        options=lambda wc: saliency_cfg(wc.dataset)["methods"][wc.method] or {},
+        options=lambda wc: canonical(saliency_cfg(wc.dataset)["methods"][wc.method] or {}),
         chunk_size=lambda wc: saliency_cfg(wc.dataset).get("chunk_size", 64),
     threads: config["threads"]["saliency"]
     resources:

@@ -4,7 +4,7 @@
 rule train:
     input:
         samples=f"{R}/{{dataset}}/data/samples.h5",
-        code=library("model.py", "training.py", "data/loader.py"),
+        code=library("stages/train.py", "model.py", "training.py", "data/loader.py"),
     output:
         model=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
         encoder=f"{R}/{{dataset}}/{{model}}/model/encoder.keras",

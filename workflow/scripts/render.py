@@ -1,5 +1,6 @@
-"""Rule render: see concept_saliency.stages.render."""
+"""Rule render: see concept_saliency.stages.render.render."""
 
-from concept_saliency.stages import render, run_from_snakemake
+from concept_saliency.stages import run_from_snakemake
+from concept_saliency.stages.render import render
 
 run_from_snakemake(snakemake, render)  # noqa: F821 (snakemake is injected by the script directive)

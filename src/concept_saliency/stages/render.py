@@ -1,0 +1,41 @@
+"""The render stage: one figure of concept maps per concept."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..artifacts import Provenance
+from .saliency import read_maps
+
+log = logging.getLogger("concept_saliency")
+
+
+def render(*, samples: str, maps: list, figure: str, concept: str, grid: str | None = None) -> None:
+    """One figure per concept: each explained sample beside its map for every method."""
+    from ..data.samples import SampleStore
+    from ..rendering import plot_image_maps, plot_spatial_maps
+
+    prov = Provenance("render", dict(concept=concept), {"samples": samples, "maps": list(maps)})
+    per_method = {}
+    indices = None
+    for path in maps:
+        r = read_maps(path, concept)
+        per_method[r["method"]] = r["maps"]
+        indices = r["indices"]
+    with SampleStore(samples) as store:
+        x = store.read(indices)
+        ids = [store.ids[i] for i in indices]
+    title = f"concept '{concept}'"
+    if grid:
+        from ..data.spatial import pixels_to_spots, read_grid
+
+        index, _ = read_grid(grid)
+        coords = np.stack([index.col, index.row], axis=1).astype(float)
+        plot_spatial_maps(pixels_to_spots(x, index),
+                          {m: pixels_to_spots(v, index) for m, v in per_method.items()},
+                          coords, ids, figure, title)
+    else:
+        plot_image_maps(x, per_method, ids, figure, title)
+    prov.write(figure, "csm.figure")
