@@ -1,7 +1,6 @@
 """Versioned artifacts: atomic writes, format refusal, provenance records."""
 
 import json
-import os
 
 import h5py
 import numpy as np

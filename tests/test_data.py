@@ -1,9 +1,7 @@
 """Demo data generators, image packing, spatial transcriptomics to AnnData and the spot grid."""
 
-import gzip
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from concept_saliency.data import spatial

@@ -9,57 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from workflow_run import copy_workflow, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def copy_workflow(dest: Path) -> Path:
-    for name in ("Snakefile", "workflow", "config", "src", "profiles", "envs"):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
-
-
-def snakemake(cwd: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    done = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    if check and done.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return done
-
-
-def planned_jobs(cwd: Path, *args: str) -> dict[str, int]:
-    """Rule -> number of jobs a dry run would execute (from Snakemake's own job table)."""
-    out = snakemake(cwd, "-n", *args).stdout
-    if "Nothing to be done" in out:
-        return {}
-    table = out[out.index("Job stats:"):]
-    jobs = {}
-    for line in table.splitlines()[3:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        jobs[parts[0]] = int(parts[1])
-    jobs.pop("total", None)
-    return jobs
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     work = copy_workflow(tmp_path_factory.mktemp("demo"))
@@ -204,3 +162,11 @@ def test_integrated_gradients_of_the_trained_demo_encoders_are_complete_within_o
                 errors.append(np.abs(maps.reshape(len(maps), -1).sum(axis=1) - delta))
                 deltas.append(np.abs(delta))
         assert np.concatenate(errors).sum() <= 0.01 * np.concatenate(deltas).sum(), ds
+
+
+def test_asking_for_one_artifact_builds_only_what_it_needs(tmp_path):
+    work = copy_workflow(tmp_path / "fresh")
+    jobs = planned_jobs(work, "results/tissue/demo/figures/layer2.png")
+    # the tissue chain for one concept: no shapes job, no other figure, no evaluation
+    assert jobs == {"generate_tissue": 1, "prepare_spatial": 1, "train": 1, "encode": 1,
+                    "concepts": 1, "saliency": 5, "render": 1}, jobs
