@@ -85,6 +85,7 @@ def correlated_with(z: np.ndarray, seed: int, n: int):
     """
     from scipy import stats
 
+    z = np.asarray(z, dtype=np.float64)
     zc = z - z.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(zc, axis=1)
     norms[norms == 0] = np.inf
