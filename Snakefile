@@ -12,7 +12,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo, unless a config file is given on the command line: `--configfile my.yaml`
+# replaces it rather than being merged into it (`--config key=value` still merges).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -11,7 +11,7 @@ image) plus, for every concept ``c`` and saliency method ``m``:
 - ``var["csm_score_<c>"]`` and ``var["csm_member_<c>"]``: every gene's concept
   score and whether it belongs to the concept's group;
 - ``varm["csm_latent"]``: every gene's latent mean;
-- ``uns["csm_concepts"][c]``: kind, members, explained genes, methods.
+- ``uns["csm_concepts"][c]``: kind, concept vector, members, explained genes, methods.
 
 So ``scanpy.pl.spatial(adata, color="csm_penk_vanilla_gradient")`` draws a map.
 """
@@ -72,7 +72,8 @@ def spatial_maps(*, anndata: str, grid: str, latents: str, vectors: str, maps: l
             adata.obs[map_key(name, method)] = spot_maps[rows].mean(axis=0)
             adata.obsm[map_key(name, method)] = pd.DataFrame(spot_maps.T, index=adata.obs_names,
                                                              columns=explained)
-        info[name] = {"kind": cs.kinds[k], "members": [g for g, m in zip(cs.ids, cs.positives[k]) if m],
+        info[name] = {"kind": cs.kinds[k], "vector": cs.vectors[k].astype(np.float32),
+                      "members": [g for g, m in zip(cs.ids, cs.positives[k]) if m],
                       "explained": explained or [], "methods": list(per_method)}
     adata.uns["csm_concepts"] = info
     write_anndata(adata, tissue, FORMAT)
