@@ -192,7 +192,7 @@ def test_prepared_anndata_has_scanpy_layout_and_scanpy_draws_it_on_the_image(mob
     np.testing.assert_allclose(coords, adata.obsm["spatial"] * 0.5)
     assert image is hires and diameter == pytest.approx(0.25 * np.sqrt(150 * 151))
     genes = ["Penk", "Doc2g"]
-    adata.obs["csm_c_decoded"] = adata[:, "Penk"].X.ravel()
+    adata.obs["csm_c_decoded"] = np.asarray(adata[:, "Penk"].X).ravel()
     adata.obs["csm_c_vanilla_gradient"] = np.linspace(-1, 1, adata.n_obs)
     adata.obsm["csm_c_vanilla_gradient"] = pd.DataFrame(np.ones((adata.n_obs, 2)), adata.obs_names, genes)
     adata.uns["csm_concepts"] = {"c": {"kind": "gene_set", "members": genes, "explained": genes,

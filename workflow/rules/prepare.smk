@@ -19,8 +19,11 @@ def spatial_inputs(wc):
 
 
 def spatial_options(wc):
-    (kind, spec), = dataset(wc)["source"].items()
-    return canonical({k: spec.get(k) for k in ("counts_layer", "region_key", "library_id")}) if kind == "anndata" else {}
+    """Options of an anndata source: counts_layer, region_key, library_id."""
+    spec = dataset(wc)["source"].get("anndata")
+    if spec is None:
+        return {}
+    return canonical({k: spec.get(k) for k in ("counts_layer", "region_key", "library_id")})
 
 
 rule prepare_images:

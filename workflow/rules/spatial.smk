@@ -19,15 +19,15 @@ def spatial_anndata_of(wc):
 rule download_spatial:
     output:
         dest=f"{R}/{{dataset}}/raw/download/{{filename}}",
+    log:
+        f"{R}/{{dataset}}/logs/download_{{filename}}.log",
     wildcard_constraints:
         filename="[^/]+",
+    conda:
+        "../../envs/concept-saliency.yaml"
     params:
         source=lambda wc: DOWNLOADS[(wc.dataset, wc.filename)].source,
         checksum=lambda wc: DOWNLOADS[(wc.dataset, wc.filename)].checksum,
-    log:
-        f"{R}/{{dataset}}/logs/download_{{filename}}.log",
-    conda:
-        "../../envs/concept-saliency.yaml"
     script:
         "../scripts/download_spatial.py"
 
@@ -40,15 +40,21 @@ rule spatial_maps:
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         maps=maps_of,
         model=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
-        code=library("stages/spatial_maps.py", "data/spatial.py"),
+        code=library(
+            "stages/spatial_maps.py",
+            "data/spatial.py",
+            "concepts.py",
+            "encoding.py",
+            "model.py",
+        ),
     output:
         tissue=f"{R}/{{dataset}}/{{model}}/maps.h5ad",
-    wildcard_constraints:
-        dataset=_alternatives(SPATIAL_DATASETS),
-    threads: 1
     log:
         f"{R}/{{dataset}}/{{model}}/logs/spatial_maps.log",
+    wildcard_constraints:
+        dataset=_alternatives(SPATIAL_DATASETS),
     conda:
         "../../envs/concept-saliency.yaml"
+    threads: 1
     script:
         "../scripts/spatial_maps.py"
