@@ -83,7 +83,7 @@ def test_concept_names_expand_all_and_check_attributes(tmp_path):
     assert concept_names("shapes", config["datasets"]["shapes"]) == [
         "red_square", "blue_disc", "stripes", "yellow_triangle"]
     assert concept_names("tissue", config["datasets"]["tissue"]) == [
-        "layer1", "layer2", "layer3", "layer4"]
+        "layer1", "layer2", "layer3", "layer4", "layer3_markers"]
     table = tmp_path / "labels.csv"
     table.write_text("image,Smiling,Male\na.png,1,-1\n")
     ds = {"type": "images", "source": {"image_folder": {"images": str(tmp_path), "labels": str(table)}},

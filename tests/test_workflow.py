@@ -28,7 +28,7 @@ def demo(tmp_path_factory) -> Path:
 def test_demo_writes_every_artifact_with_provenance(demo):
     results = demo / "results"
     for ds, concepts in (("shapes", ["red_square", "blue_disc", "stripes", "yellow_triangle"]),
-                         ("tissue", ["layer1", "layer2", "layer3", "layer4"])):
+                         ("tissue", ["layer1", "layer2", "layer3", "layer4", "layer3_markers"])):
         base = results / ds / "demo"
         expected = {
             base / "model" / "vae.keras": "csm.keras-model",
@@ -42,6 +42,7 @@ def test_demo_writes_every_artifact_with_provenance(demo):
                for m in ("vanilla_gradient", "gradient_x_input", "smoothgrad",
                          "integrated_gradients", "guided_backprop")},
             **{base / "figures" / f"{c}.png": "csm.figure" for c in concepts},
+            **({base / "maps.h5ad": "csm.spatial-maps"} if ds == "tissue" else {}),
         }
         for path, fmt in expected.items():
             assert path.is_file() and path.stat().st_size > 0, path
@@ -81,6 +82,9 @@ def test_concepts_separate_on_held_out_samples(demo):
     for layer in range(1, 5):
         genes = groups.loc[groups["concept"] == f"layer{layer}", "gene"]
         assert genes.str.startswith(f"Layer{layer}g").mean() > 0.8
+    # the marker genes of the annotated layer 3 are layer-3 genes
+    markers = groups.loc[groups["concept"] == "layer3_markers", "gene"]
+    assert len(markers) == 50 and markers.str.startswith("Layer3g").mean() > 0.9
 
 
 def test_concept_maps_beat_a_random_map_on_the_ground_truth(demo):
@@ -117,7 +121,7 @@ def test_changing_a_saliency_option_reruns_only_saliency_and_what_follows(demo, 
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(demo, "--configfile", str(changed))
-    assert jobs == {"saliency": 2, "render": 8, "evaluate_groundtruth": 2, "all": 1}, jobs
+    assert jobs == {"saliency": 2, "spatial_maps": 1, "render": 9, "evaluate_groundtruth": 2, "all": 1}, jobs
 
 
 def test_editing_a_library_module_reruns_the_stages_that_use_it(demo):
@@ -135,7 +139,7 @@ def test_editing_a_library_module_reruns_the_stages_that_use_it(demo):
 
 def test_forcerun_of_one_rule_reruns_it_and_what_follows(demo):
     jobs = planned_jobs(demo, "--forcerun", "encode")
-    assert jobs == {"encode": 2, "concepts": 2, "saliency": 10, "render": 8,
+    assert jobs == {"encode": 2, "concepts": 2, "saliency": 10, "spatial_maps": 1, "render": 9,
                     "evaluate_groundtruth": 2, "all": 1}, jobs
     assert planned_jobs(demo, "--forcerun", "encode", "--until", "concepts") == {"encode": 2, "concepts": 2}
 

@@ -38,6 +38,8 @@ FORMATS: dict[str, int] = {
     "csm.masks": 1,  # ground-truth concept regions of the demo data
     "csm.spatial-grid": 1,  # gene images on the spot grid, spot <-> pixel index
     "csm.anndata": 1,  # normalised spatial transcriptomics (.h5ad)
+    "csm.spatial-maps": 1,  # the .h5ad above with concept maps on its spots (obs, obsm, var)
+    "csm.download": 1,  # a downloaded input file (its record: URL and checksum)
     "csm.keras-model": 1,  # .keras files (the Keras format carries its own version)
     "csm.history": 1,  # training loss history (CSV)
     "csm.latents": 1,  # latent means of every sample

@@ -3,7 +3,8 @@
 - attribute concepts (CelebA, the shapes demo): mean latent of samples that
   show the attribute minus the mean of those that don't;
 - group concepts (genes): the mean latent of a group of samples, e.g. the genes
-  whose latent vectors correlate most with a seed gene, or a user's gene set.
+  whose latent vectors correlate most with a seed gene, a user's gene set, or
+  the marker genes of an annotated tissue region.
 
 The score of a sample ``x`` for concept ``c`` is ``s(x) = c . z(x)``.
 """
@@ -25,7 +26,7 @@ FORMAT = "csm.concepts"
 @dataclass
 class Concept:
     name: str
-    kind: str  # "attribute" | "seed_gene" | "gene_set"
+    kind: str  # "attribute" | "seed_gene" | "gene_set" | "region"
     vector: np.ndarray  # (D,)
     positives: np.ndarray  # (N,) bool: samples that show the concept (attribute / group members)
     details: dict = field(default_factory=dict)
@@ -84,6 +85,7 @@ def correlated_with(z: np.ndarray, seed: int, n: int):
     """
     from scipy import stats
 
+    z = np.asarray(z, dtype=np.float64)
     zc = z - z.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(zc, axis=1)
     norms[norms == 0] = np.inf

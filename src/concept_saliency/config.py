@@ -13,7 +13,7 @@ from .errors import ConfigError
 
 SOURCES_BY_TYPE = {
     "images": ("synthetic_shapes", "image_folder"),
-    "spatial": ("synthetic_tissue", "st_counts"),
+    "spatial": ("synthetic_tissue", "st_counts", "anndata"),
 }
 
 
@@ -73,6 +73,7 @@ def concept_names(name: str, dataset: dict) -> list[str]:
             names += list(attributes)
     names += list((spec.get("seed_genes") or {}).keys())
     names += list((spec.get("gene_sets") or {}).keys())
+    names += list((spec.get("regions") or {}).keys())
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise ConfigError(f"config key 'datasets.{name}.concepts': concept name(s) used twice: {', '.join(sorted(dup))}")

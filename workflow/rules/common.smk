@@ -80,7 +80,8 @@ def maps_of(wc):
 
 def grid_of(wc):
     if wc.dataset in SPATIAL_DATASETS:
-        return {"grid": f"{R}/{wc.dataset}/data/grid.h5"}
+        return {"grid": f"{R}/{wc.dataset}/data/grid.h5",
+                "tissue": f"{R}/{wc.dataset}/{wc.model}/maps.h5ad"}
     return {}
 
 
@@ -95,6 +96,8 @@ def all_targets():
                 f"{base}/concepts/histograms.png",
             ]
             targets += expand(f"{base}/figures/{{concept}}.png", concept=CONCEPTS[ds])
+            if ds in SPATIAL_DATASETS:
+                targets.append(f"{base}/maps.h5ad")
             if cfg.get("groundtruth"):
                 targets += [f"{base}/evaluation/groundtruth.tsv", f"{base}/evaluation/groundtruth.png"]
     return targets

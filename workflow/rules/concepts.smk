@@ -3,9 +3,10 @@
 
 rule concepts:
     input:
+        unpack(spatial_anndata_of),
         latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
         samples=f"{R}/{{dataset}}/data/samples.h5",
-        code=library("stages/concepts.py", "concepts.py"),
+        code=library("stages/concepts.py", "concepts.py", "genes.py"),
     output:
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         separation=report(

@@ -15,7 +15,15 @@ def spatial_inputs(wc):
     if source_kind(wc.dataset, ds) == "synthetic_tissue":
         base = f"{R}/{wc.dataset}/raw"
         return {"counts": f"{base}/counts.tsv.gz", "annotation": f"{base}/annotation.tsv"}
-    return dict(ds["source"]["st_counts"])
+    return spatial_files(wc)
+
+
+def spatial_options(wc):
+    """Options of an anndata source: counts_layer, region_key, library_id."""
+    spec = dataset(wc)["source"].get("anndata")
+    if spec is None:
+        return {}
+    return canonical({k: spec.get(k) for k in ("counts_layer", "region_key", "library_id")})
 
 
 rule prepare_images:
@@ -42,7 +50,7 @@ rule prepare_images:
 rule prepare_spatial:
     input:
         unpack(spatial_inputs),
-        code=library("stages/prepare.py", "data/spatial.py", "data/samples.py"),
+        code=library("stages/prepare.py", "data/spatial.py", "data/samples.py", "model.py"),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         anndata=f"{R}/{{dataset}}/data/spatial.h5ad",
@@ -54,6 +62,9 @@ rule prepare_spatial:
         grid_size=lambda wc: dataset(wc)["grid_size"],
         validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
         seed=config["seed"],
+        options=spatial_options,
+        library_id=lambda wc: next(iter(dataset(wc)["source"].values())).get("library_id") or wc.dataset,
+        presets=lambda wc: sorted({m["preset"] for m in dataset(wc)["models"].values()}),
     log:
         f"{R}/{{dataset}}/logs/prepare.log",
     conda:

@@ -7,7 +7,7 @@ rule render:
         unpack(grid_of),
         samples=f"{R}/{{dataset}}/data/samples.h5",
         maps=maps_of,
-        code=library("stages/render.py", "rendering.py"),
+        code=library("stages/render.py", "rendering.py", "rendering_spatial.py", "data/spatial.py"),
     output:
         figure=report(
             f"{R}/{{dataset}}/{{model}}/figures/{{concept}}.png",

@@ -7,7 +7,12 @@ spots of the array, and the VAE is trained on those images.
 - :func:`read_st_counts`: the original Spatial Transcriptomics count-matrix
   layout (tab-separated, genes as columns, ``XxY`` spot positions as rows).
 - :func:`counts_to_anndata`: raw counts in ``layers["counts"]``, array
-  coordinates in ``obs``, positions in ``obsm["spatial"]`` (scanpy/squidpy).
+  coordinates in ``obs``, positions in ``obsm["spatial"]`` (scanpy/squidpy):
+  image pixels when the alignment matrix is given (:func:`read_transformation`),
+  with the H&E image and its scale factors under ``uns["spatial"][library_id]``
+  so that ``scanpy.pl.spatial`` draws the spots on it.
+- :func:`read_user_anndata`: an existing ``.h5ad`` (e.g. Visium read by
+  scanpy or squidpy) brought to the same layout.
 - :func:`normalise`: gene and spot filters, then per-gene scaling to [0, 1].
 - :func:`grid_index` / :func:`genes_to_images`: the spot -> pixel map and the
   gene images; :func:`pixels_to_spots` maps a map on the grid back to spots.
@@ -68,10 +73,94 @@ def read_st_counts(path: str | os.PathLike):
     return df
 
 
-def counts_to_anndata(counts, library_id: str = "section"):
-    """AnnData with raw counts, array coordinates and spatial positions."""
+#: Spatial Transcriptomics arrays (Stahl et al. 2016): spots of 100 um, 200 um apart.
+ST_SPOT_DIAMETER = 0.5  # in array units (one unit = the spot-to-spot distance)
+HIRES_MAX, LOWRES_MAX = 2000, 600  # longest side of the stored images, as Space Ranger's
+
+
+def read_transformation(path: str | os.PathLike) -> np.ndarray:
+    """The ST alignment matrix: 9 numbers (3x3, row by row) mapping ``[x, y, 1]`` to pixels.
+
+    ``[px, py, 1] = [x, y, 1] @ M``; in the original release only elements 0, 4
+    (scale) and 6, 7 (shift) are non-zero.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"{path}: cannot read the alignment matrix ({exc})") from None
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise InputDataError(f"{path}: the alignment matrix must be 9 numbers, found "
+                             f"'{text.strip()[:60]}'") from None
+    if len(values) != 9:
+        raise InputDataError(f"{path}: the alignment matrix must be 9 numbers (3x3), found {len(values)}")
+    m = np.asarray(values, dtype=np.float64).reshape(3, 3)
+    if abs(np.linalg.det(m[:2, :2])) < 1e-12:
+        raise InputDataError(f"{path}: the alignment matrix is singular (scale 0)")
+    return m
+
+
+def array_to_pixels(xy: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` array coordinates -> image pixels ``(x, y)`` with the alignment matrix."""
+    xy = np.asarray(xy, dtype=np.float64)
+    return (np.hstack([xy, np.ones((len(xy), 1))]) @ matrix)[:, :2]
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An RGB image as ``uint8 (H, W, 3)``."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None  # H&E scans are large on purpose
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputDataError(f"{path}: cannot read the image ({exc})") from None
+
+
+def _downscale(image: np.ndarray, longest: int) -> tuple[np.ndarray, float]:
+    from PIL import Image
+
+    scale = min(1.0, longest / max(image.shape[:2]))
+    if scale == 1.0:
+        return image, 1.0
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS)), scale
+
+
+def set_tissue_image(adata, library_id: str, image: np.ndarray | None, spot_diameter: float,
+                     source: str = "") -> None:
+    """``uns["spatial"][library_id]``: the image (``hires`` and ``lowres``) and scale factors.
+
+    ``obsm["spatial"]`` must hold full-resolution pixel coordinates of ``image``
+    (or array coordinates when there is no image); ``spot_diameter`` is in those units.
+    """
+    entry = {"images": {}, "scalefactors": {"spot_diameter_fullres": float(spot_diameter)},
+             "metadata": {"source": source}}
+    if image is not None:
+        for key, longest in (("hires", HIRES_MAX), ("lowres", LOWRES_MAX)):
+            entry["images"][key], scale = _downscale(image, longest)
+            entry["scalefactors"][f"tissue_{key}_scalef"] = float(scale)
+    adata.uns["spatial"] = {library_id: entry}
+    adata.uns["csm_library_id"] = library_id
+
+
+def counts_to_anndata(counts, library_id: str = "section", transformation: np.ndarray | None = None,
+                      image: np.ndarray | None = None):
+    """AnnData with raw counts, array coordinates and spatial positions.
+
+    ``obs``: ``array_x``/``array_y`` (the spot's ``XxY`` position) and their rounded
+    ``array_col``/``array_row``. ``obsm["spatial"]``: image pixels when the alignment
+    matrix is given, else the array coordinates. ``uns["spatial"][library_id]``:
+    the image, when given, and the scale factors.
+    """
     import anndata as ad
 
+    if image is not None and transformation is None:
+        raise InputDataError("an H&E image needs the alignment matrix ('transformation') that "
+                             "places the spots on it")
     xy = np.array([parse_spot(s) for s in counts.index])
     adata = ad.AnnData(X=counts.to_numpy(dtype=np.float32))
     adata.obs_names = list(counts.index)
@@ -81,53 +170,142 @@ def counts_to_anndata(counts, library_id: str = "section"):
     adata.obs["array_y"] = xy[:, 1]
     adata.obs["array_col"] = np.round(xy[:, 0]).astype(int)
     adata.obs["array_row"] = np.round(xy[:, 1]).astype(int)
-    adata.obsm["spatial"] = xy.copy()
-    adata.uns["csm_library_id"] = library_id
+    if transformation is not None:
+        adata.obsm["spatial"] = array_to_pixels(xy, transformation)
+        diameter = ST_SPOT_DIAMETER * np.sqrt(abs(np.linalg.det(transformation[:2, :2])))
+    else:
+        adata.obsm["spatial"] = xy.copy()
+        diameter = ST_SPOT_DIAMETER
+    set_tissue_image(adata, library_id, image, diameter, "Spatial Transcriptomics count matrix")
+    return adata
+
+
+def read_user_anndata(path: str | os.PathLike, counts_layer: str | None = None,
+                      region_key: str | None = None, library_id: str | None = None):
+    """An existing ``.h5ad`` (Visium via scanpy/squidpy, or any spot x gene AnnData).
+
+    Raw counts from ``layers[counts_layer]`` (``"X"`` for ``X``; by default
+    ``layers["counts"]`` when present, else ``X``); array positions from
+    ``obs["array_row"]``/``obs["array_col"]`` (or ``XxY`` spot names);
+    ``obsm["spatial"]`` and ``uns["spatial"][library_id]`` are kept as they are.
+    """
+    import anndata as ad
+    import scipy.sparse as sp
+
+    path = Path(path)
+    try:
+        user = ad.read_h5ad(path)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise InputDataError(f"{path}: not a readable .h5ad file ({exc})") from None
+    if user.n_obs == 0 or user.n_vars == 0:
+        raise InputDataError(f"{path}: the AnnData has no spots or no genes")
+    if counts_layer is None:
+        counts_layer = "counts" if "counts" in user.layers else "X"
+    if counts_layer == "X":
+        counts = user.X
+    elif counts_layer in user.layers:
+        counts = user.layers[counts_layer]
+    else:
+        raise InputDataError(f"{path}: no layer '{counts_layer}' (layers: "
+                             f"{', '.join(user.layers) or 'none'}); set 'counts_layer' to the raw counts, or X")
+    values = counts.data if sp.issparse(counts) else np.asarray(counts)
+    if values.size and (np.any(values < 0) or not np.allclose(values, np.round(values))):
+        raise InputDataError(f"{path}: {'X' if counts_layer == 'X' else 'layers[' + repr(counts_layer) + ']'} "
+                             f"does not hold raw counts (negative or non-integer values); set "
+                             f"'counts_layer' to the layer with raw counts")
+    counts = sp.csr_matrix(counts, dtype=np.float32) if sp.issparse(counts) else np.asarray(counts, np.float32)
+    obs = user.obs.copy()
+    if {"array_row", "array_col"} <= set(obs.columns):
+        obs["array_row"] = obs["array_row"].astype(int)
+        obs["array_col"] = obs["array_col"].astype(int)
+    else:
+        try:
+            xy = np.array([parse_spot(s) for s in user.obs_names])
+        except InputDataError:
+            raise InputDataError(f"{path}: no spot positions: give obs['array_row'] and obs['array_col'] "
+                                 f"(as Visium data have), or name the spots XxY") from None
+        obs["array_x"], obs["array_y"] = xy[:, 0], xy[:, 1]
+        obs["array_col"], obs["array_row"] = np.round(xy[:, 0]).astype(int), np.round(xy[:, 1]).astype(int)
+    if region_key is not None and region_key not in obs:
+        raise InputDataError(f"{path}: no obs column '{region_key}' for 'region_key' (obs columns: "
+                             f"{', '.join(map(str, obs.columns))})")
+    adata = ad.AnnData(X=counts.copy(), obs=obs, var=user.var.copy())
+    adata.layers["counts"] = counts
+    if adata.var_names.has_duplicates:
+        n = int(adata.var_names.duplicated().sum())
+        adata.var_names_make_unique()
+        log.warning("%s: %d duplicate gene names made unique (name-1, name-2, ...)", path, n)
+    spatial_uns = user.uns.get("spatial") or {}
+    if library_id is None and len(spatial_uns) > 1:
+        raise InputDataError(f"{path}: uns['spatial'] holds several libraries "
+                             f"({', '.join(spatial_uns)}); choose one with 'library_id'")
+    if library_id is not None and spatial_uns and library_id not in spatial_uns:
+        raise InputDataError(f"{path}: no library '{library_id}' in uns['spatial'] "
+                             f"({', '.join(spatial_uns)})")
+    if "spatial" in user.obsm:
+        adata.obsm["spatial"] = np.asarray(user.obsm["spatial"], dtype=np.float64)
+    else:
+        adata.obsm["spatial"] = np.stack([obs["array_col"], obs["array_row"]], axis=1).astype(float)
+    if spatial_uns:
+        library_id = library_id or next(iter(spatial_uns))
+        adata.uns["spatial"] = {library_id: spatial_uns[library_id]}
+        adata.uns["csm_library_id"] = library_id
+    else:
+        set_tissue_image(adata, library_id or path.stem, None, ST_SPOT_DIAMETER, str(path))
+    if region_key is not None:
+        adata.uns["csm_region_key"] = region_key
     return adata
 
 
 def normalise(adata, method: str = "scale", min_spots: int = 1, min_counts: int = 1):
-    """Filter spots and genes, then scale every gene to [0, 1] (in ``X``).
+    """Filter spots and genes, then scale every gene to [0, 1] (in ``X``, dense float32).
 
+    Spots with fewer than ``min_counts`` counts go first, then genes detected
+    (count > 0) in fewer than ``min_spots`` of the remaining spots.
     ``method``: ``"scale"`` (the paper: raw counts, min-max per gene) or
     ``"log1p-scale"`` (``normalize_total`` + ``log1p``, then min-max per gene).
-    Returns the filtered AnnData and a summary of what was removed.
+    Raw counts stay in ``layers["counts"]``. Returns the filtered AnnData and a
+    summary of what was removed (also logged).
     """
     import scanpy as sc
+    import scipy.sparse as sp
 
+    if method not in ("scale", "log1p-scale"):
+        raise ValueError(f"unknown normalisation {method!r}")
     counts = adata.layers["counts"]
-    spot_ok = counts.sum(axis=1) >= min_counts
+    spot_ok = np.asarray(counts.sum(axis=1)).ravel() >= min_counts
     adata = adata[spot_ok].copy()
-    gene_ok = (adata.layers["counts"] > 0).sum(axis=0) >= max(1, min_spots)
+    gene_ok = np.asarray((adata.layers["counts"] > 0).sum(axis=0)).ravel() >= max(1, min_spots)
     adata = adata[:, gene_ok].copy()
     removed = {"spots_removed": int((~spot_ok).sum()), "genes_removed": int((~gene_ok).sum()),
                "spots": adata.n_obs, "genes": adata.n_vars}
-    log.info("normalise: removed %(spots_removed)d spots and %(genes_removed)d genes; "
-             "%(spots)d spots x %(genes)d genes remain", removed)
+    log.info("normalise: removed %(spots_removed)d spots with fewer than %(min_counts)d counts and "
+             "%(genes_removed)d genes detected in fewer than %(min_spots)d spots; "
+             "%(spots)d spots x %(genes)d genes remain",
+             removed | {"min_counts": min_counts, "min_spots": min_spots})
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputDataError("no spots or genes left after filtering; lower min_counts/min_spots")
-    adata.X = adata.layers["counts"].astype(np.float32)
+    c = adata.layers["counts"]
+    adata.X = (c.toarray() if sp.issparse(c) else np.asarray(c)).astype(np.float32)
     if method == "log1p-scale":
         sc.pp.normalize_total(adata, target_sum=1e4)
         sc.pp.log1p(adata)
-    elif method != "scale":
-        raise ValueError(f"unknown normalisation {method!r}")
     x = np.asarray(adata.X, dtype=np.float32)
     lo, hi = x.min(axis=0), x.max(axis=0)
     adata.X = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
     adata.uns["csm_normalisation"] = {"method": method, "min_spots": min_spots,
-                                      "min_counts": min_counts}
+                                      "min_counts": min_counts, **removed}
     return adata, removed
 
 
-def write_anndata(adata, path: str | os.PathLike) -> None:
-    adata.uns["csm_format"] = ANN_FORMAT
-    adata.uns["csm_format_version"] = FORMATS[ANN_FORMAT]
+def write_anndata(adata, path: str | os.PathLike, fmt: str = ANN_FORMAT) -> None:
+    adata.uns["csm_format"] = fmt
+    adata.uns["csm_format_version"] = FORMATS[fmt]
     with atomic_path(path) as tmp:
         adata.write_h5ad(tmp)
 
 
-def read_anndata(path: str | os.PathLike, require_format: bool = True):
+def read_anndata(path: str | os.PathLike, require_format: bool = True, fmt: str = ANN_FORMAT):
     import anndata as ad
 
     from ..artifacts import _check_format
@@ -138,7 +316,7 @@ def read_anndata(path: str | os.PathLike, require_format: bool = True):
         raise InputDataError(f"{path}: not a readable .h5ad file ({exc})") from None
     if require_format:
         _check_format(adata.uns.get("csm_format"), adata.uns.get("csm_format_version"),
-                      ANN_FORMAT, Path(path))
+                      fmt, Path(path))
     return adata
 
 
@@ -160,14 +338,24 @@ class GridIndex:
         return mask
 
 
-def grid_index(adata, grid_size: int | str = "auto", multiple: int = 8) -> GridIndex:
-    """Spot -> pixel: rounded array coordinates, centred on a square grid.
+def grid_index(adata, grid_size: int | str = "auto", multiple: int = 8,
+               hexagonal: bool | str = "auto") -> GridIndex:
+    """Spot -> pixel: the array positions (``obs["array_row"]``, ``obs["array_col"]``),
+    centred on a square grid.
 
     ``grid_size="auto"``: the smallest power of two (at least ``multiple``)
-    that holds the array. Two spots on one pixel are an error.
+    that holds the array (32 for the MOB arrays). ``hexagonal``: Visium's
+    hexagonal arrays number columns so that ``row + col`` is always even; their
+    columns are halved so that neighbouring spots are neighbouring pixels
+    (``"auto"``: when every spot has an even ``row + col``). Two spots on one
+    pixel are an error.
     """
-    col = adata.obs["array_col"].to_numpy()
-    row = adata.obs["array_row"].to_numpy()
+    col = adata.obs["array_col"].to_numpy().astype(np.int64)
+    row = adata.obs["array_row"].to_numpy().astype(np.int64)
+    if hexagonal == "auto":
+        hexagonal = len(col) > 1 and bool(np.all((row + col) % 2 == 0)) and len(np.unique(col % 2)) == 2
+    if hexagonal:
+        col = col // 2
     extent = max(col.max() - col.min(), row.max() - row.min()) + 1
     if grid_size == "auto":
         size = multiple
@@ -201,6 +389,12 @@ def genes_to_images(adata, index: GridIndex) -> np.ndarray:
     return images
 
 
+def map_key(concept: str, what: str) -> str:
+    """Column of ``obs`` (and key of ``obsm``) with ``what`` (a saliency method, or "decoded")
+    of a concept, in the AnnData of the spatial_maps stage."""
+    return f"csm_{concept}_{what}"
+
+
 def pixels_to_spots(maps: np.ndarray, index: GridIndex) -> np.ndarray:
     """``(N, H, W[, C])`` maps on the grid -> ``(N, spots)`` (channels summed)."""
     maps = np.asarray(maps)
@@ -231,11 +425,33 @@ def read_grid(path) -> tuple[GridIndex, list[str] | None]:
 
 
 def read_spot_annotation(path: str | os.PathLike, spots: list[str]) -> list[str]:
-    """A TSV (spot, region) -> the region of each spot in ``spots`` ('' where unannotated)."""
+    """A TSV (spot, region; a header line is optional) -> the region of each spot in ``spots``
+    ('' where unannotated). Spots are matched by name, or by their ``XxY`` position."""
     import pandas as pd
 
-    table = pd.read_csv(path, sep="\t", dtype=str)
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, header=None, comment=None).fillna("")
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"{path}: cannot read the spot annotation ({exc})") from None
     if table.shape[1] < 2:
         raise InputDataError(f"{path}: expected two tab-separated columns: spot, region")
-    lookup = dict(zip(table.iloc[:, 0].str.strip(), table.iloc[:, 1].str.strip()))
-    return [lookup.get(s, "") for s in spots]
+    names = table.iloc[:, 0].str.strip()
+    regions = table.iloc[:, 1].str.strip()
+
+    def position(name):
+        m = _SPOT.match(name)
+        return (round(float(m.group(1)), 2), round(float(m.group(2)), 2)) if m else None
+
+    known = set(spots)
+    if names.iloc[0] not in known and position(names.iloc[0]) is None:
+        names, regions = names.iloc[1:], regions.iloc[1:]  # a header line
+    by_name = dict(zip(names, regions))
+    by_pos = {position(n): r for n, r in zip(names, regions) if position(n) is not None}
+    out = [by_name.get(s, by_pos.get(position(s), "")) for s in spots]
+    n_found = sum(1 for r in out if r)
+    if n_found == 0:
+        raise InputDataError(f"{path}: none of its {len(names)} spots (e.g. '{names.iloc[0]}') is a "
+                             f"spot of the count matrix (e.g. '{spots[0]}')")
+    log.info("%s: %d of %d spots annotated with %d regions", path, n_found, len(spots),
+             len({r for r in out if r}))
+    return out

@@ -12,24 +12,42 @@ from . import write_table
 log = logging.getLogger("concept_saliency")
 
 
+GROUP_COLUMNS = ["concept", "kind", "rank", "gene", "r", "p", "marker_score", "logfoldchange", "p_adj"]
+
+
 def concepts(*, latents: str, samples: str, vectors: str, separation: str, histograms: str,
-             groups: str, spec: dict, top_k: int, explain_ids: list, seed: int) -> None:
-    """Concept vectors, scores, separation (AUROC on held-out samples), samples to explain."""
+             groups: str, spec: dict, top_k: int, explain_ids: list, seed: int,
+             anndata: str | None = None) -> None:
+    """Concept vectors, scores, separation (AUROC on held-out samples), samples to explain.
+
+    Gene concepts (spatial data, genes as samples): ``seed_genes``, ``gene_sets`` and
+    ``regions`` (marker genes of an annotated region; needs the ``anndata`` of the
+    prepare stage). ``groups`` lists every group's genes with their statistics.
+    """
     import pandas as pd
 
     from .. import concepts as C
     from ..data.samples import VALIDATION, SampleStore
     from ..encoding import read_latents
     from ..errors import ConfigError
+    from ..genes import GeneIndex
     from ..rendering import plot_score_histograms
 
     params = dict(spec=spec, top_k=top_k, explain_ids=explain_ids, seed=seed)
-    prov = Provenance("concepts", params, {"latents": latents, "samples": samples})
+    prov = Provenance("concepts", params, {"latents": latents, "samples": samples}
+                      | ({"anndata": anndata} if anndata else {}))
     lat = read_latents(latents)
     z = lat.z
+    genes = GeneIndex(lat.ids, samples)
     with SampleStore(samples) as store:
         labels, label_names = store.labels, store.label_names
-        extra_idx = store.index_of(explain_ids) if explain_ids else np.array([], dtype=np.int64)
+        is_genes = store.attrs.get("kind") == "spatial-genes"
+        if not explain_ids:
+            extra_idx = np.array([], dtype=np.int64)
+        elif is_genes:
+            extra_idx = genes.find(explain_ids, "config key 'explain.ids'")
+        else:
+            extra_idx = store.index_of(explain_ids)
     held_out = lat.split == VALIDATION
     if not held_out.any():
         held_out = np.ones(len(z), dtype=bool)
@@ -49,33 +67,7 @@ def concepts(*, latents: str, samples: str, vectors: str, separation: str, histo
                                            rng, name, bool(spec.get("allow_fewer", False)))
             concept_list.append(C.Concept(name, "attribute", vec, positive, info))
 
-    gene_index = {g.lower(): i for i, g in enumerate(lat.ids)}
-
-    def lookup(gene: str, concept: str) -> int:
-        try:
-            return gene_index[gene.lower()]
-        except KeyError:
-            raise ConfigError(f"concept '{concept}': gene '{gene}' is not among the {len(lat.ids)} "
-                              f"genes of {samples}") from None
-
-    n_genes = int(spec.get("n_genes", 50))
-    for name, seed_gene in (spec.get("seed_genes") or {}).items():
-        idx, r, p = C.correlated_with(z, lookup(seed_gene, name), n_genes)
-        members = np.zeros(len(z), dtype=bool)
-        members[idx] = True
-        concept_list.append(C.Concept(name, "seed_gene", C.group_vector(z, members), members,
-                                      {"seed": seed_gene, "n_genes": n_genes}))
-        group_rows += [{"concept": name, "rank": k + 1, "gene": lat.ids[i], "r": float(rr),
-                        "p": float(pp)} for k, (i, rr, pp) in enumerate(zip(idx, r, p))]
-    for name, genes in (spec.get("gene_sets") or {}).items():
-        members = np.zeros(len(z), dtype=bool)
-        members[[lookup(g, name) for g in genes]] = True
-        concept_list.append(C.Concept(name, "gene_set",
-                                      C.group_vector(z, members, bool(spec.get("subtract_rest", False))),
-                                      members, {"genes": list(genes)}))
-        group_rows += [{"concept": name, "rank": k + 1, "gene": g, "r": float("nan"), "p": float("nan")}
-                       for k, g in enumerate(genes)]
-
+    group_rows += _gene_concepts(spec, z, genes, concept_list, anndata)
     vecs = np.stack([c.vector for c in concept_list])
     scores = C.concept_scores(z, vecs)
     rows, selection = [], {}
@@ -87,8 +79,11 @@ def concepts(*, latents: str, samples: str, vectors: str, separation: str, histo
             held = np.ones(len(z), dtype=bool)
             a = C.auroc(scores[:, k], c.positives)
         pos = c.positives & held
-        chosen = C.select_top(scores[:, k], pos if pos.any() else c.positives, top_k)
-        selection[c.name] = np.concatenate([chosen, extra_idx])
+        candidates = (pos if pos.any() else c.positives).copy()
+        first = np.asarray([c.details["seed_index"]] if "seed_index" in c.details else [], np.int64)
+        candidates[first] = False  # a seed gene is always explained, first
+        chosen = np.concatenate([first, C.select_top(scores[:, k], candidates, top_k - len(first))])
+        selection[c.name] = np.concatenate([chosen, extra_idx[~np.isin(extra_idx, chosen)]])
         rows.append({"concept": c.name, "kind": c.kind, "auroc": a,
                      "evaluated_on": "held-out" if c.kind == "attribute" else "all",
                      "n_positive": int(pos.sum()), "n_negative": int((held & ~c.positives).sum()),
@@ -100,7 +95,7 @@ def concepts(*, latents: str, samples: str, vectors: str, separation: str, histo
     C.write_concepts(vectors, concept_list, scores, selection, lat.ids)
     prov.write(vectors, "csm.concepts")
     write_table(table, separation, prov)
-    write_table(pd.DataFrame(group_rows, columns=["concept", "rank", "gene", "r", "p"]), groups, prov)
+    write_table(pd.DataFrame(group_rows, columns=GROUP_COLUMNS), groups, prov)
     # attribute concepts: held-out samples; group concepts: all samples
     subsets = [held_out if c.kind == "attribute" else np.ones(len(z), bool) for c in concept_list]
     plot_score_histograms([scores[m, k] for k, m in enumerate(subsets)],
@@ -110,3 +105,65 @@ def concepts(*, latents: str, samples: str, vectors: str, separation: str, histo
     prov.write(histograms, "csm.figure")
     for r in rows:
         log.info("concept %-20s AUROC %.3f (%s)", r["concept"], r["auroc"], r["evaluated_on"])
+
+
+def _gene_concepts(spec: dict, z: np.ndarray, genes, concept_list: list, anndata: str | None) -> list:
+    """Seed-gene, gene-set and region concepts (appended to ``concept_list``); their table rows."""
+    from .. import concepts as C
+    from ..errors import ConfigError
+
+    nan = float("nan")
+    rows: list[dict] = []
+
+    def row(name, kind, rank, gene, r=nan, p=nan, score=nan, lfc=nan, p_adj=nan):
+        return {"concept": name, "kind": kind, "rank": rank, "gene": gene, "r": r, "p": p,
+                "marker_score": score, "logfoldchange": lfc, "p_adj": p_adj}
+
+    def membership(idx):
+        members = np.zeros(len(z), dtype=bool)
+        members[idx] = True
+        return members
+
+    for name, item in (spec.get("seed_genes") or {}).items():
+        item = item if isinstance(item, dict) else {"gene": item}
+        n_genes = int(item.get("n_genes", spec.get("n_genes", 50)))
+        seed_idx = genes.find_one(item["gene"], f"concept '{name}'")
+        idx, r, p = C.correlated_with(z, seed_idx, n_genes)
+        members = membership(idx)
+        concept_list.append(C.Concept(name, "seed_gene", C.group_vector(z, members), members,
+                                      {"seed": genes.genes[seed_idx], "n_genes": n_genes,
+                                       "seed_index": seed_idx}))
+        rows += [row(name, "seed_gene", k + 1, genes.genes[i], float(rr), float(pp))
+                 for k, (i, rr, pp) in enumerate(zip(idx, r, p))]
+    for name, item in (spec.get("gene_sets") or {}).items():
+        item = item if isinstance(item, dict) else {"genes": item}
+        idx = genes.find(item["genes"], f"concept '{name}'")
+        members = membership(idx)
+        subtract = bool(item.get("subtract_rest", spec.get("subtract_rest", False)))
+        concept_list.append(C.Concept(name, "gene_set", C.group_vector(z, members, subtract), members,
+                                      {"genes": [genes.genes[i] for i in idx], "subtract_rest": subtract}))
+        rows += [row(name, "gene_set", k + 1, genes.genes[i]) for k, i in enumerate(idx)]
+    regions = spec.get("regions") or {}
+    if regions:
+        from ..data.spatial import read_anndata
+        from ..genes import region_markers
+
+        if not anndata:
+            raise ConfigError("region concepts need spatial data with a spot annotation")
+        adata = read_anndata(anndata)
+        for name, item in regions.items():
+            item = item if isinstance(item, dict) else {"region": item}
+            key = item.get("key") or adata.uns.get("csm_region_key") or "region"
+            n = int(item.get("n_markers", spec.get("n_markers", 50)))
+            table = region_markers(adata, key, str(item["region"]), n,
+                                   item.get("method", spec.get("marker_method", "wilcoxon")),
+                                   f"concept '{name}'")
+            idx = genes.find(table["gene"], f"concept '{name}'")
+            members = membership(idx)
+            subtract = bool(item.get("subtract_rest", spec.get("subtract_rest", False)))
+            concept_list.append(C.Concept(name, "region", C.group_vector(z, members, subtract), members,
+                                          {"region": str(item["region"]), "key": key, "n_genes": n}))
+            rows += [row(name, "region", k + 1, genes.genes[i], p=t.p, score=t.score,
+                         lfc=t.logfoldchange, p_adj=t.p_adj)
+                     for k, (i, t) in enumerate(zip(idx, table.itertuples()))]
+    return rows

@@ -24,33 +24,57 @@ def prepare_images(*, images: str, labels: str, samples: str, image_size: int,
     log.info("packed %d images of %dx%d", summary["images"], image_size, image_size)
 
 
-def prepare_spatial(*, counts: str, samples: str, anndata: str, grid: str, normalisation: dict,
-                    grid_size, validation_fraction: float, seed: int, annotation: str | None = None,
-                    multiple: int = 8) -> None:
-    """ST counts -> AnnData (``.h5ad``) and genes as images on the spot grid (sample store)."""
+def prepare_spatial(*, samples: str, anndata: str, grid: str, normalisation: dict,
+                    grid_size, validation_fraction: float, seed: int, counts: str | None = None,
+                    annotation: str | None = None, transformation: str | None = None,
+                    image: str | None = None, h5ad: str | None = None, options: dict | None = None,
+                    library_id: str = "section", presets=(), multiple: int | None = None) -> None:
+    """Spatial data -> AnnData (``.h5ad``) and genes as images on the spot grid (sample store).
+
+    Input: an ST count matrix (``counts``; optional alignment matrix ``transformation``,
+    H&E ``image`` and spot ``annotation`` TSV), or a user's ``h5ad`` with ``options``
+    ``counts_layer``, ``region_key``, ``library_id``. The grid is padded to a multiple
+    of every model preset's downsampling (``presets``), or of ``multiple``.
+    """
     from ..data import spatial
     from ..data.samples import assign_split, write_samples
 
-    params = dict(normalisation=normalisation, grid_size=grid_size,
-                  validation_fraction=validation_fraction, seed=seed, multiple=multiple)
-    inputs = {"counts": counts} | ({"annotation": annotation} if annotation else {})
+    options = dict(options or {})
+    if multiple is None:
+        from ..model import get_preset
+
+        multiple = max([8, *(get_preset(p).downsampling for p in presets)])
+    params = dict(normalisation=normalisation, grid_size=grid_size, options=options,
+                  validation_fraction=validation_fraction, seed=seed, multiple=multiple,
+                  library_id=library_id)
+    inputs = {k: v for k, v in dict(counts=counts, annotation=annotation, transformation=transformation,
+                                    image=image, h5ad=h5ad).items() if v}
     prov = Provenance("prepare_spatial", params, inputs)
-    raw = spatial.read_st_counts(counts)
-    adata = spatial.counts_to_anndata(raw)
+    if h5ad:
+        adata = spatial.read_user_anndata(h5ad, options.get("counts_layer"), options.get("region_key"),
+                                          options.get("library_id"))
+    else:
+        raw = spatial.read_st_counts(counts)
+        matrix = spatial.read_transformation(transformation) if transformation else None
+        picture = spatial.read_image(image) if image else None
+        adata = spatial.counts_to_anndata(raw, library_id, matrix, picture)
+        log.info("read %d spots x %d genes from %s", *raw.shape, counts)
+    if annotation:
+        adata.obs["region"] = spatial.read_spot_annotation(annotation, list(adata.obs_names))
+        adata.uns["csm_region_key"] = "region"
     adata, removed = spatial.normalise(adata, normalisation.get("method", "scale"),
                                        int(normalisation.get("min_spots", 1)),
                                        int(normalisation.get("min_counts", 1)))
-    regions = None
-    if annotation:
-        regions = spatial.read_spot_annotation(annotation, list(adata.obs_names))
-        adata.obs["region"] = regions
+    key = adata.uns.get("csm_region_key")
+    regions = adata.obs[key].astype(str).tolist() if key else None
     index = spatial.grid_index(adata, grid_size, multiple)
     images = spatial.genes_to_images(adata, index)
     spatial.write_anndata(adata, anndata)
     spatial.write_grid(grid, index, regions)
     write_samples(samples, images, list(adata.var_names),
                   assign_split(adata.n_vars, validation_fraction, seed),
-                  attrs={"source": str(counts), "kind": "spatial-genes"})
+                  attrs={"source": str(h5ad or counts), "kind": "spatial-genes"})
     prov.extra["summary"] = removed | {"grid": list(index.shape)}
     for path, fmt in ((anndata, "csm.anndata"), (grid, "csm.spatial-grid"), (samples, "csm.samples")):
         prov.write(path, fmt)
+    log.info("%d genes as %dx%d images on the spot grid", adata.n_vars, *index.shape)

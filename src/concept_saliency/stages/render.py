@@ -12,12 +12,25 @@ from .saliency import read_maps
 log = logging.getLogger("concept_saliency")
 
 
-def render(*, samples: str, maps: list, figure: str, concept: str, grid: str | None = None) -> None:
-    """One figure per concept: each explained sample beside its map for every method."""
+def render(*, samples: str, maps: list, figure: str, concept: str, grid: str | None = None,
+           tissue: str | None = None) -> None:
+    """One figure per concept: each explained sample beside its map for every method.
+
+    Spatial data (``tissue``: the AnnData of the spatial_maps stage): the decoded
+    concept vector, example genes and their maps, on the H&E image when there is one.
+    """
     from ..data.samples import SampleStore
     from ..rendering import plot_image_maps, plot_spatial_maps
 
-    prov = Provenance("render", dict(concept=concept), {"samples": samples, "maps": list(maps)})
+    prov = Provenance("render", dict(concept=concept), {"samples": samples, "maps": list(maps)}
+                      | ({"tissue": tissue} if tissue else {}))
+    if tissue:
+        from ..data.spatial import read_anndata
+        from ..rendering_spatial import plot_concept_on_tissue
+
+        plot_concept_on_tissue(read_anndata(tissue, fmt="csm.spatial-maps"), concept, figure)
+        prov.write(figure, "csm.figure")
+        return
     per_method = {}
     indices = None
     for path in maps:

@@ -1,0 +1,111 @@
+"""Figures on tissue: concept maps drawn on the H&E image, or on the spot positions.
+
+:func:`plot_concept_on_tissue` draws the paper's figure for one concept from
+the ``maps.h5ad`` of the spatial_maps stage: the decoded concept vector and the
+mean concept map of every method (first row), then for each example gene its
+expression and its concept map for every method. Spots are drawn as discs of
+their real diameter (``uns["spatial"][library]["scalefactors"]``), on the
+``hires`` image when there is one. Every panel has a colour bar; maps use a
+diverging colour map centred on zero, clipped to the 0.5 and 99.5 percentiles.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .rendering import CLIP, plt, save_figure
+
+
+def tissue_layout(adata):
+    """``(coords, image, diameter)``: spot centres and diameter in the drawing's units, and the
+    image to draw them on (``None`` without one)."""
+    library = adata.uns.get("csm_library_id") or next(iter(adata.uns.get("spatial", {}) or {}), None)
+    entry = (adata.uns.get("spatial") or {}).get(library, {}) if library else {}
+    scalefactors = entry.get("scalefactors", {})
+    images = entry.get("images", {})
+    coords = np.asarray(adata.obsm["spatial"], dtype=np.float64)
+    diameter = float(scalefactors.get("spot_diameter_fullres", 0) or 0)
+    if not diameter:  # half the typical distance to the nearest spot
+        from scipy.spatial import cKDTree
+
+        d, _ = cKDTree(coords).query(coords, k=2)
+        diameter = float(np.median(d[:, 1])) * 0.5 if len(coords) > 1 else 1.0
+    for key in ("hires", "lowres"):
+        if key in images:
+            scale = float(scalefactors.get(f"tissue_{key}_scalef", 1.0))
+            return coords * scale, np.asarray(images[key]), diameter * scale
+    return coords, None, diameter
+
+
+def draw_spots(ax, coords, values, diameter, image=None, cmap="viridis", vmin=None, vmax=None):
+    """Spots as discs (data units) coloured by ``values``, over ``image`` when given."""
+    from matplotlib.collections import EllipseCollection
+
+    if image is not None:
+        ax.imshow(image, alpha=0.9)
+    discs = EllipseCollection(np.full(len(coords), diameter), np.full(len(coords), diameter),
+                              np.zeros(len(coords)), units="xy", offsets=coords,
+                              offset_transform=ax.transData, cmap=cmap, linewidths=0)
+    discs.set_array(np.asarray(values, dtype=np.float64))
+    discs.set_clim(vmin, vmax)
+    ax.add_collection(discs)
+    pad = diameter * 1.5
+    ax.set_xlim(coords[:, 0].min() - pad, coords[:, 0].max() + pad)
+    ax.set_ylim(coords[:, 1].max() + pad, coords[:, 1].min() - pad)  # image convention: y down
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return discs
+
+
+def _clipped(values):
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = np.percentile(v, CLIP)
+    lim = max(abs(lo), abs(hi)) or 1.0
+    return np.clip(v, lo, hi), lim
+
+
+def plot_concept_on_tissue(adata, concept: str, path: str | os.PathLike, title: str = "") -> None:
+    """The figure of one concept: decoded vector, mean maps, then example genes and their maps."""
+    from .data.spatial import map_key
+
+    info = adata.uns["csm_concepts"][concept]
+    methods = [str(m) for m in info["methods"]]
+    genes = [str(g) for g in info["explained"]]
+    coords, image, diameter = tissue_layout(adata)
+    n_rows, n_cols = 1 + len(genes), 1 + len(methods)
+    aspect = np.ptp(coords[:, 1]) / max(np.ptp(coords[:, 0]), 1e-9)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.6 * n_rows * min(max(aspect, 0.6), 1.4)),
+                             squeeze=False)
+    x = np.asarray(adata.X)
+    gene_pos = {g: i for i, g in enumerate(adata.var_names)}
+
+    def panel(ax, values, diverging):
+        if diverging:
+            v, lim = _clipped(values)
+            discs = draw_spots(ax, coords, v, diameter, image, "bwr", -lim, lim)
+        else:
+            discs = draw_spots(ax, coords, values, diameter, image, "viridis")
+        cbar = ax.figure.colorbar(discs, ax=ax, fraction=0.046, pad=0.02)
+        cbar.ax.tick_params(labelsize=6)
+
+    panel(axes[0, 0], adata.obs[map_key(concept, "decoded")], False)
+    axes[0, 0].set_title("decoded concept vector", fontsize=8)
+    axes[0, 0].set_ylabel("concept", fontsize=8)
+    for j, method in enumerate(methods):
+        panel(axes[0, 1 + j], adata.obs[map_key(concept, method)], True)
+        axes[0, 1 + j].set_title(f"{method.replace('_', ' ')}\n(mean over the genes below)", fontsize=7)
+    for i, gene in enumerate(genes, start=1):
+        panel(axes[i, 0], x[:, gene_pos[gene]], False)
+        axes[i, 0].set_ylabel(gene, fontsize=8)
+        if i == 1:
+            axes[i, 0].set_title("expression (normalised)", fontsize=8)
+        for j, method in enumerate(methods):
+            panel(axes[i, 1 + j], adata.obsm[map_key(concept, method)][gene], True)
+    kind = str(info.get("kind", ""))
+    fig.suptitle(title or f"concept '{concept}' ({kind.replace('_', ' ')}, "
+                          f"{len(info['members'])} genes)", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)

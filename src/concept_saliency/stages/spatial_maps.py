@@ -1,0 +1,82 @@
+"""The spatial_maps stage: concept maps back on the tissue spots, in an AnnData.
+
+``results/<dataset>/<model>/maps.h5ad`` (format ``csm.spatial-maps``) is the
+prepared AnnData (normalised ``X``, raw ``layers["counts"]``, positions,
+image) plus, for every concept ``c`` and saliency method ``m``:
+
+- ``obs["csm_<c>_<m>"]``: the concept map on the spots, averaged over the
+  concept's explained member genes (the seed gene and the top-scoring members);
+- ``obsm["csm_<c>_<m>"]``: a table spots x explained genes, each gene's own map;
+- ``obs["csm_<c>_decoded"]``: the decoded concept vector on the spots;
+- ``var["csm_score_<c>"]`` and ``var["csm_member_<c>"]``: every gene's concept
+  score and whether it belongs to the concept's group;
+- ``varm["csm_latent"]``: every gene's latent mean;
+- ``uns["csm_concepts"][c]``: kind, concept vector, members, explained genes, methods.
+
+So ``scanpy.pl.spatial(adata, color="csm_penk_vanilla_gradient")`` draws a map.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..artifacts import Provenance
+
+log = logging.getLogger("concept_saliency")
+FORMAT = "csm.spatial-maps"
+
+
+def spatial_maps(*, anndata: str, grid: str, latents: str, vectors: str, maps: list, model: str,
+                 tissue: str, batch_size: int = 256) -> None:
+    import pandas as pd
+
+    from ..concepts import read_concepts
+    from ..data.spatial import map_key, pixels_to_spots, read_anndata, read_grid, write_anndata
+    from ..encoding import read_latents
+    from ..errors import ArtifactError
+    from ..model import load_model
+    from .saliency import read_maps
+
+    prov = Provenance("spatial_maps", dict(batch_size=batch_size),
+                      dict(anndata=anndata, grid=grid, latents=latents, concepts=vectors,
+                           maps=list(maps), model=model))
+    adata = read_anndata(anndata)
+    index, _ = read_grid(grid)
+    cs = read_concepts(vectors)
+    lat = read_latents(latents)
+    if list(index.spots) != list(adata.obs_names) or list(cs.ids) != list(adata.var_names):
+        raise ArtifactError(f"{anndata}, {grid} and {vectors} do not describe the same spots and "
+                            f"genes; rerun the workflow from prepare_spatial")
+    vae = load_model(model, "model")
+    decoded = np.asarray(vae.decoder.predict(cs.vectors, batch_size=batch_size, verbose=0))
+    decoded_spots = pixels_to_spots(decoded, index)
+    adata.varm["csm_latent"] = lat.z.astype(np.float32)
+    per_method = {}
+    for path in maps:
+        first = read_maps(path, cs.names[0])
+        per_method[first["method"]] = path
+    info = {}
+    for k, name in enumerate(cs.names):
+        adata.obs[map_key(name, "decoded")] = decoded_spots[k].astype(np.float32)
+        adata.var[f"csm_score_{name}"] = cs.scores[:, k].astype(np.float32)
+        adata.var[f"csm_member_{name}"] = cs.positives[k].astype(bool)
+        explained = None
+        for method, path in per_method.items():
+            r = read_maps(path, name)
+            spot_maps = pixels_to_spots(r["maps"], index).astype(np.float32)  # (genes, spots)
+            explained = [cs.ids[i] for i in r["indices"]]
+            member = cs.positives[k][r["indices"]]
+            rows = member if member.any() else np.ones(len(member), bool)
+            adata.obs[map_key(name, method)] = spot_maps[rows].mean(axis=0)
+            adata.obsm[map_key(name, method)] = pd.DataFrame(spot_maps.T, index=adata.obs_names,
+                                                             columns=explained)
+        info[name] = {"kind": cs.kinds[k], "vector": cs.vectors[k].astype(np.float32),
+                      "members": [g for g, m in zip(cs.ids, cs.positives[k]) if m],
+                      "explained": explained or [], "methods": list(per_method)}
+    adata.uns["csm_concepts"] = info
+    write_anndata(adata, tissue, FORMAT)
+    prov.write(tissue, FORMAT)
+    log.info("maps of %d concepts x %d methods written to the spots of %s", len(cs.names),
+             len(per_method), tissue)

@@ -1,0 +1,60 @@
+# Spatial data: input files fetched and verified, and concept maps back on the tissue spots.
+
+from concept_saliency.sources import downloads, input_files
+
+DOWNLOADS = downloads(config)
+
+
+def spatial_files(wc):
+    """The prepare stage's input files of a spatial dataset (st_counts or anndata source)."""
+    return {role: f.path for role, f in input_files(wc.dataset, dataset(wc), R).items()}
+
+
+def spatial_anndata_of(wc):
+    if wc.dataset in SPATIAL_DATASETS:
+        return {"anndata": f"{R}/{wc.dataset}/data/spatial.h5ad"}
+    return {}
+
+
+rule download_spatial:
+    output:
+        dest=f"{R}/{{dataset}}/raw/download/{{filename}}",
+    log:
+        f"{R}/{{dataset}}/logs/download_{{filename}}.log",
+    wildcard_constraints:
+        filename="[^/]+",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    params:
+        source=lambda wc: DOWNLOADS[(wc.dataset, wc.filename)].source,
+        checksum=lambda wc: DOWNLOADS[(wc.dataset, wc.filename)].checksum,
+    script:
+        "../scripts/download_spatial.py"
+
+
+rule spatial_maps:
+    input:
+        anndata=f"{R}/{{dataset}}/data/spatial.h5ad",
+        grid=f"{R}/{{dataset}}/data/grid.h5",
+        latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
+        vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        maps=maps_of,
+        model=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
+        code=library(
+            "stages/spatial_maps.py",
+            "data/spatial.py",
+            "concepts.py",
+            "encoding.py",
+            "model.py",
+        ),
+    output:
+        tissue=f"{R}/{{dataset}}/{{model}}/maps.h5ad",
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/spatial_maps.log",
+    wildcard_constraints:
+        dataset=_alternatives(SPATIAL_DATASETS),
+    conda:
+        "../../envs/concept-saliency.yaml"
+    threads: 1
+    script:
+        "../scripts/spatial_maps.py"
