@@ -171,6 +171,7 @@ def test_integrated_gradients_of_the_trained_demo_encoders_are_complete_within_o
 def test_asking_for_one_artifact_builds_only_what_it_needs(tmp_path):
     work = copy_workflow(tmp_path / "fresh")
     jobs = planned_jobs(work, "results/tissue/demo/figures/layer2.png")
-    # the tissue chain for one concept: no shapes job, no other figure, no evaluation
+    # the tissue chain for one concept (its figure draws on maps.h5ad): no shapes job,
+    # no other figure, no evaluation
     assert jobs == {"generate_tissue": 1, "prepare_spatial": 1, "train": 1, "encode": 1,
-                    "concepts": 1, "saliency": 5, "render": 1}, jobs
+                    "concepts": 1, "saliency": 5, "spatial_maps": 1, "render": 1}, jobs
