@@ -17,6 +17,7 @@ fed in chunks of ``chunk_size`` samples, so memory stays bounded.
 
 from __future__ import annotations
 
+import functools
 import weakref
 
 import keras
@@ -39,6 +40,23 @@ class _Compiled:
         return self.fn(*args)
 
 
+def _forward_only(scores, x, c):
+    return scores(x, c, None, 0.0)
+
+
+def _tf_gradient(scores, x, c, r, p):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        s = scores(x, c, r, p)
+    return s, tape.gradient(s, x)
+
+
+def _tf_gradient_unpaired(scores, x, c, p):
+    return _tf_gradient(scores, x, c, None, p)
+
+
 def _build(model_ref, rule: Rule, kind: str, sample_shape, latent_dim, dtype):
     backend = keras.backend.backend()
 
@@ -57,21 +75,17 @@ def _build(model_ref, rule: Rule, kind: str, sample_shape, latent_dim, dtype):
         xs = tf.TensorSpec((None, *sample_shape), dtype)
         cs = tf.TensorSpec((None, latent_dim), dtype)
         ps = tf.TensorSpec((), dtype)
+        # partials, not lambdas: TF counts traces per code object, and each model, rule and shape
+        # is traced once by design (no "frequent retracing" warning for many models)
         if kind == "scores":
-            fn = tf.function(lambda x, c: scores(x, c, None, 0.0), input_signature=[xs, cs])
+            fn = tf.function(functools.partial(_forward_only, scores), input_signature=[xs, cs])
             return _Compiled(lambda x, c, r, p: (fn(x, c).numpy(), None), fn.experimental_get_tracing_count)
 
-        def grad(x, c, r, p):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                s = scores(x, c, r, p)
-            return s, tape.gradient(s, x)
-
         if rule.paired:
-            fn = tf.function(grad, input_signature=[xs, cs, xs, ps])
+            fn = tf.function(functools.partial(_tf_gradient, scores), input_signature=[xs, cs, xs, ps])
             return _Compiled(lambda x, c, r, p: tuple(t.numpy() for t in fn(x, c, r, p)),
                              fn.experimental_get_tracing_count)
-        fn = tf.function(lambda x, c, p: grad(x, c, None, p), input_signature=[xs, cs, ps])
+        fn = tf.function(functools.partial(_tf_gradient_unpaired, scores), input_signature=[xs, cs, ps])
         return _Compiled(lambda x, c, r, p: tuple(t.numpy() for t in fn(x, c, p)),
                          fn.experimental_get_tracing_count)
 
