@@ -201,8 +201,9 @@ def test_unknown_method_and_wrong_latent_size_are_clear_errors(rng):
 
 
 def test_tensorflow_and_jax_backends_give_the_same_maps(tmp_path, rng):
-    """The same weights and inputs on both backends (JAX in a subprocess)."""
-    pytest.importorskip("jax")
+    """The same weights and inputs on both backends (JAX in a subprocess), every method."""
+    if not os.environ.get("CI"):  # CI installs jax (the test extra): there it must run
+        pytest.importorskip("jax")
     model = tiny_encoder(seed=12)
     model.save(tmp_path / "enc.keras")
     c = rng.normal(size=(2, 3)).astype(np.float32)

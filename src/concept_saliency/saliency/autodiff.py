@@ -62,11 +62,7 @@ def _build(model_ref, rule: Rule, kind: str, sample_shape, latent_dim, dtype):
 
     def scores(x, c, reference, param):
         model = model_ref()
-        if rule.paired:
-            z = forward(model, ops.concatenate([x, reference], axis=0), rule, param)
-            z = z[: ops.shape(x)[0]]
-        else:
-            z = forward(model, x, rule, param)
+        z = forward(model, x, rule, param, reference)
         return ops.sum(z * c, axis=1)
 
     if backend == "tensorflow":
@@ -157,8 +153,7 @@ class ScoreGradient:
         paired = kind == "gradient" and self.rule.paired
         if paired:
             reference = np.broadcast_to(np.asarray(reference, dtype=self.dtype), x.shape)
-        # a paired rule runs sample and reference together: half as many samples per chunk
-        n, chunk = len(x), max(1, self.chunk_size // 2) if paired else self.chunk_size
+        n, chunk = len(x), self.chunk_size
         scores = np.empty(n, dtype=self.dtype)
         grads = np.empty_like(x) if kind == "gradient" else None
         param = np.asarray(param, dtype=self.dtype)

@@ -14,8 +14,9 @@ is not modified (a fused activation is swapped for the duration of the call
 only); nested functional and sequential models are walked recursively.
 
 A rule's scalar parameter (LRP's epsilon, RectGrad's percentile) is a tensor
-argument, so changing it does not retrace. DeepLIFT is *paired*: the batch is
-``[x; reference]`` and each site compares a sample with its reference.
+argument, so changing it does not retrace. DeepLIFT is *paired*: the reference
+inputs run first (forward only) and each site compares a sample with its
+reference's values there.
 
 :func:`check_supported` refuses, before anything is traced, a layer whose
 backward rule is not defined, naming it.
@@ -161,24 +162,21 @@ def check_supported(model: keras.Model, rule: Rule, method: str | None = None) -
 # ---------------------------------------------------------------- sites
 
 
-def _split(t):
-    a, b = ops.split(t, 2, axis=0)
-    return a, b
-
-
 def _per_sample_quantile(t, q):
     flat = ops.reshape(t, (ops.shape(t)[0], -1))
     return ops.reshape(ops.quantile(flat, q, axis=1), (-1,) + (1,) * (len(t.shape) - 1))
 
 
-def _site(rule: Rule, relu: bool, u, y, param, slope=None):
-    """``y`` with ``rule``'s backward pass (``y = f(u)``; ``slope``: f' fallback for DeepLIFT).
+def _site(rule: Rule, relu: bool, u, y, param, ref=None, slope=None):
+    """``y`` with ``rule``'s backward pass (``y = f(u)``).
 
-    Everything the backward pass reads is an argument of the custom-gradient op
-    (JAX forbids closing over traced values there).
+    DeepLIFT: ``ref`` = (u', y') of the reference at the same site; ``slope``: f'
+    at the midpoint (the multiplier where u and u' nearly coincide). Everything
+    the backward pass reads is an argument of the custom-gradient op (JAX forbids
+    closing over traced values there).
     """
 
-    def backward(g, u, y, param, slope):
+    def backward(g, u, y, param, ur, yr, slope):
         if rule is GUIDED:  # Springenberg et al.: positive inputs and positive gradients
             return g * ops.cast(u > 0, g.dtype) * ops.cast(g > 0, g.dtype)
         if rule is DECONVNET:  # Zeiler & Fergus: the ReLU of the gradient, whatever the input
@@ -191,29 +189,29 @@ def _site(rule: Rule, relu: bool, u, y, param, slope=None):
             sign = ops.where(u >= 0, ops.ones_like(u), -ops.ones_like(u))
             return g * y / (u + param * sign)
         if rule is RESCALE:  # Shrikumar et al. 2017: the secant slope between x and reference
-            (ux, ur), (yx, yr), (gx, gr) = _split(u), _split(y), _split(g)
-            du = ux - ur
+            du = u - ur
             far = ops.abs(du) > _TOL
-            secant = (yx - yr) / ops.where(far, du, ops.ones_like(du))
-            fallback = ops.cast((ux + ur) > 0, g.dtype) if relu else _split(slope)[0]
-            return ops.concatenate([gx * ops.where(far, secant, fallback), ops.zeros_like(gr)], axis=0)
+            secant = (y - yr) / ops.where(far, du, ops.ones_like(du))
+            fallback = ops.cast((u + ur) > 0, g.dtype) if relu else slope
+            return g * ops.where(far, secant, fallback)
         raise ValueError(rule)
 
     @ops.custom_gradient
-    def site(u_, y_, param_, slope_):
+    def site(u_, y_, param_, ur_, yr_, slope_):
         def grad(*args, upstream=None):
             g = args[0] if upstream is None else upstream
-            return (backward(g, u_, y_, param_, slope_), ops.zeros_like(y_), ops.zeros_like(param_),
-                    ops.zeros_like(slope_))
+            zeros = [ops.zeros_like(t) for t in (y_, param_, ur_, yr_, slope_)]
+            return (backward(g, u_, y_, param_, ur_, yr_, slope_), *zeros)
 
         return y_ * 1, grad
 
     y = ops.stop_gradient(y)
     param = ops.cast(param, y.dtype)
-    return site(u, y, param, y if slope is None else ops.stop_gradient(slope))
+    ur, yr = (y, y) if ref is None else (ops.stop_gradient(ref[0]), ops.stop_gradient(ref[1]))
+    return site(u, y, param, ur, yr, y if slope is None else ops.stop_gradient(slope))
 
 
-def _apply_nonlinearity(rule: Rule, kind: str, fn, u, param):
+def _apply_nonlinearity(rule: Rule, kind: str, fn, u, param, ref=None):
     y = fn(u)
     if rule.sites == "none" or (rule.sites == "relu" and kind != "relu"):
         return y
@@ -221,12 +219,10 @@ def _apply_nonlinearity(rule: Rule, kind: str, fn, u, param):
     if rule.paired and kind != "relu":
         # f' at the midpoint of sample and reference (central difference): DeepLIFT's
         # multiplier where the two are closer than _TOL
-        ux, ur = _split(u)
-        mid = (ux + ur) / 2
+        mid = (u + ref[0]) / 2
         h = 1e-3
-        d = (fn(mid + h) - fn(mid - h)) / (2 * h)
-        slope = ops.concatenate([d, d], axis=0)
-    return _site(rule, kind == "relu", u, y, param, slope)
+        slope = (fn(mid + h) - fn(mid - h)) / (2 * h)
+    return _site(rule, kind == "relu", u, y, param, ref, slope)
 
 
 # ---------------------------------------------------------------- the walk
@@ -242,29 +238,51 @@ def _accepts_training(op) -> bool:
         return False
 
 
-def forward(model: keras.Model, x, rule: Rule | str = GRADIENT, param=0.0):
-    """``model(x)`` in inference mode, with ``rule``'s backward pass at every nonlinearity."""
+def forward(model: keras.Model, x, rule: Rule | str = GRADIENT, param=0.0, reference=None):
+    """``model(x)`` in inference mode, with ``rule``'s backward pass at every nonlinearity.
+
+    A paired rule (DeepLIFT) needs ``reference`` inputs: they are run first
+    (forward only, no gradient), their values at every site recorded, and each
+    site of ``x`` compares with its reference's.
+    """
     if isinstance(rule, str):
         if rule not in RULES:
             raise ValueError(f"unknown backward rule {rule!r}")
         rule = RULES[rule]
     if rule.sites == "none":
         return model(x, training=False)
+    if rule.paired:
+        if reference is None:
+            raise ValueError(f"the {rule.name} rule needs reference inputs")
+        recorded = []
+
+        def record(kind, fn, u):
+            y = fn(u)
+            recorded.append((u, y))
+            return y
+
+        _walk(model, ops.stop_gradient(reference), record)
+        refs = iter(recorded)  # the graph walk visits the sites in the same order each time
+        return _walk(model, x, lambda kind, fn, u: _apply_nonlinearity(rule, kind, fn, u, param, next(refs)))
+    return _walk(model, x, lambda kind, fn, u: _apply_nonlinearity(rule, kind, fn, u, param))
+
+
+def _walk(model: keras.Model, x, site):
+    """Run ``model`` on ``x`` node by node; ``site(kind, f, u)`` computes every nonlinearity f(u)."""
 
     def operation_fn(op):
         inner = _functional_of(op)
         if inner is not None and inner is not model:
             return lambda *args, **kwargs: _run(inner, args[0] if len(args) == 1 else list(args))
         training = {"training": False} if _accepts_training(op) else {}
-        site = _site_kind(op)
-        if site is None:
+        kind_fn = _site_kind(op)
+        if kind_fn is None:
             return lambda *args, **kwargs: op(*args, **{**kwargs, **training})
-        kind, fn = site
+        kind, fn = kind_fn
         if isinstance(fn, keras.layers.Layer):  # an activation layer: the layer is f
-            return lambda *args, **kwargs: _apply_nonlinearity(
-                rule, kind, lambda t: op(t, **{**kwargs, **training}), args[0], param)
+            return lambda *args, **kwargs: site(kind, lambda t: op(t, **{**kwargs, **training}), args[0])
         if isinstance(op, L.Activation):
-            return lambda *args, **kwargs: _apply_nonlinearity(rule, kind, fn, args[0], param)
+            return lambda *args, **kwargs: site(kind, fn, args[0])
 
         def call_split(*args, **kwargs):  # Conv/Dense with a fused activation: split it off
             op.activation = keras.activations.linear
@@ -272,7 +290,7 @@ def forward(model: keras.Model, x, rule: Rule | str = GRADIENT, param=0.0):
                 pre = op(*args, **{**kwargs, **training})
             finally:
                 op.activation = fn
-            return _apply_nonlinearity(rule, kind, fn, pre, param)
+            return site(kind, fn, pre)
 
         return call_split
 
