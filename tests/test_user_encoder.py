@@ -101,6 +101,7 @@ def test_the_workflow_runs_on_a_users_encoder_without_training(tmp_path):
     """Config points at a .keras file: import, encode, concepts, maps, figures, evaluation."""
     from test_workflow import copy_workflow, planned_jobs, snakemake
 
+    (tmp_path / "wf").mkdir()
     work = copy_workflow(tmp_path / "wf")
     user_encoder(tmp_path / "enc.keras")
     config = {
