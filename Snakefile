@@ -4,7 +4,8 @@
 #   snakemake --cores 8 --configfile config/other.yaml
 #   snakemake --report results/report.html
 #
-# Stages: generate/prepare -> train -> encode -> concepts -> saliency -> render/evaluate.
+# Stages: generate/prepare -> train (or import_encoder) -> encode -> concepts -> saliency
+# -> render / evaluate_groundtruth / evaluate.
 # Every rule is a thin script over the library in src/concept_saliency.
 
 from snakemake.utils import min_version
@@ -28,6 +29,7 @@ include: "workflow/rules/encode.smk"
 include: "workflow/rules/concepts.smk"
 include: "workflow/rules/saliency.smk"
 include: "workflow/rules/render.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -1,7 +1,7 @@
 """An independent numpy implementation of small sequential conv nets, forward and backward.
 
 Used to check the library's modified backward rules (guided backprop,
-deconvnet) and plain gradients against code that shares nothing with it: no
+deconvnet, RectGrad, epsilon-LRP, DeepLIFT's rescale) and plain gradients against code that shares nothing with it: no
 Keras op, no autodiff. Supports the layers the tests' encoders use: Conv2D
 ('same' padding, any stride, optional fused ReLU), BatchNormalization
 (inference), ReLU / Activation('relu'), Flatten and Dense. The network is read
@@ -57,19 +57,29 @@ def layers_to(model, output_layer: str):
     raise ValueError(output_layer)
 
 
-def _relu_rule(g, pre, rule):
+def _relu_rule(g, pre, rule, param=None, pre_ref=None):
+    """The backward pass of a ReLU ``y = max(pre, 0)`` under each rule, written out in numpy."""
+    post = np.maximum(pre, 0)
     if rule == "gradient":
         return g * (pre > 0)
     if rule == "guided":
         return g * (pre > 0) * (g > 0)
     if rule == "deconvnet":
         return np.maximum(g, 0)
+    if rule == "rectgrad":  # pass where post * g exceeds its percentile over the layer
+        importance = post * g
+        return np.where(importance > np.percentile(importance, param), g, 0.0)
+    if rule == "epsilon":
+        return g * post / (pre + param * np.where(pre >= 0, 1.0, -1.0))
+    if rule == "rescale":
+        delta = pre - pre_ref
+        far = np.abs(delta) > 1e-5
+        secant = (post - np.maximum(pre_ref, 0)) / np.where(far, delta, 1.0)
+        return g * np.where(far, secant, (pre + pre_ref) > 0)
     raise ValueError(rule)
 
 
-def score_and_gradient(model, x, c, rule="gradient", output_layer="z_mean"):
-    """Concept score c . z(x) of one sample and its (rule-modified) gradient, in float64."""
-    chain = layers_to(model, output_layer)
+def _forward(chain, x):
     tape = []  # (kind, saved values) to replay backwards
     h = np.asarray(x, dtype=np.float64)
     for layer in chain:
@@ -108,12 +118,24 @@ def score_and_gradient(model, x, c, rule="gradient", output_layer="z_mean"):
             h = np.maximum(h, 0)
         elif act_name != "linear":
             raise NotImplementedError(act_name)
+    return h, tape
+
+
+def score_and_gradient(model, x, c, rule="gradient", output_layer="z_mean", param=None, reference=None):
+    """Concept score c . z(x) of one sample and its (rule-modified) gradient, in float64.
+
+    ``param``: RectGrad's percentile or LRP's epsilon; ``reference``: DeepLIFT's
+    reference input (the rescale rule's multipliers are returned).
+    """
+    chain = layers_to(model, output_layer)
+    h, tape = _forward(chain, x)
+    tape_ref = _forward(chain, reference)[1] if rule == "rescale" else [None] * len(tape)
     score = float(h @ c)
     g = np.asarray(c, dtype=np.float64)
-    for entry in reversed(tape):
+    for entry, entry_ref in zip(reversed(tape), reversed(tape_ref)):
         kind = entry[0]
         if kind == "relu":
-            g = _relu_rule(g, entry[1], rule)
+            g = _relu_rule(g, entry[1], rule, param, entry_ref[1] if entry_ref else None)
         elif kind == "dense":
             g = g @ entry[2].T
         elif kind == "conv":

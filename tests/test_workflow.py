@@ -40,7 +40,9 @@ def test_demo_writes_every_artifact_with_provenance(demo):
             results / ds / "data" / "samples.h5": "csm.samples",
             **{base / "saliency" / f"{m}.h5": "csm.saliency"
                for m in ("vanilla_gradient", "gradient_x_input", "smoothgrad",
-                         "integrated_gradients", "guided_backprop")},
+                         "integrated_gradients", "guided_backprop", "rectgrad", "deeplift")},
+            **{base / "evaluation" / f"{n}.tsv": "csm.table" for n in ("summary", "randomisation", "curves")},
+            base / "evaluation" / "evaluation.png": "csm.figure",
             **{base / "figures" / f"{c}.png": "csm.figure" for c in concepts},
             **({base / "maps.h5ad": "csm.spatial-maps"} if ds == "tissue" else {}),
         }
@@ -108,7 +110,7 @@ def test_report_holds_every_figure_with_captions(demo):
     snakemake(demo, "--report", "results/report.html")
     html = (demo / "results/report.html").read_text()
     for name in ("red_square.png", "layer3.png", "loss.png", "histograms.png", "groundtruth.png",
-                 "separation.tsv", "groundtruth.tsv"):
+                 "separation.tsv", "groundtruth.tsv", "evaluation.png", "summary.tsv"):
         assert name in html, name
     assert '"shapes"' in html and '"tissue"' in html  # categories
     assert "Concept saliency maps for concept" in html  # a rendered caption
@@ -121,7 +123,8 @@ def test_changing_a_saliency_option_reruns_only_saliency_and_what_follows(demo, 
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(demo, "--configfile", str(changed))
-    assert jobs == {"saliency": 2, "spatial_maps": 1, "render": 9, "evaluate_groundtruth": 2, "all": 1}, jobs
+    assert jobs == {"saliency": 2, "spatial_maps": 1, "render": 9, "evaluate_groundtruth": 2,
+                    "evaluate": 2, "all": 1}, jobs
 
 
 def test_editing_a_library_module_reruns_the_stages_that_use_it(demo):
@@ -130,7 +133,7 @@ def test_editing_a_library_module_reruns_the_stages_that_use_it(demo):
     try:
         module.write_text(original + "\n# edited\n")
         jobs = planned_jobs(demo)
-        assert "train" not in jobs and jobs["concepts"] == 2 and jobs["saliency"] == 10, jobs
+        assert "train" not in jobs and jobs["concepts"] == 2 and jobs["saliency"] == 14, jobs
     finally:
         module.write_text(original)
         os.utime(module, (0, 0))
@@ -139,8 +142,8 @@ def test_editing_a_library_module_reruns_the_stages_that_use_it(demo):
 
 def test_forcerun_of_one_rule_reruns_it_and_what_follows(demo):
     jobs = planned_jobs(demo, "--forcerun", "encode")
-    assert jobs == {"encode": 2, "concepts": 2, "saliency": 10, "spatial_maps": 1, "render": 9,
-                    "evaluate_groundtruth": 2, "all": 1}, jobs
+    assert jobs == {"encode": 2, "concepts": 2, "saliency": 14, "spatial_maps": 1, "render": 9,
+                    "evaluate_groundtruth": 2, "evaluate": 2, "all": 1}, jobs
     assert planned_jobs(demo, "--forcerun", "encode", "--until", "concepts") == {"encode": 2, "concepts": 2}
 
 
@@ -175,3 +178,22 @@ def test_asking_for_one_artifact_builds_only_what_it_needs(tmp_path):
     # no other figure, no evaluation
     assert jobs == {"generate_tissue": 1, "prepare_spatial": 1, "train": 1, "encode": 1,
                     "concepts": 1, "saliency": 5, "spatial_maps": 1, "render": 1}, jobs
+
+
+def test_evaluation_scores_every_method_and_flags_insensitive_ones(demo):
+    """One method x metric table per data set; the randomisation check has a verdict per method."""
+    for ds in ("shapes", "tissue"):
+        table = pd.read_csv(demo / f"results/{ds}/demo/evaluation/summary.tsv", sep="\t").set_index("method")
+        methods = ["vanilla_gradient", "gradient_x_input", "smoothgrad", "integrated_gradients",
+                   "guided_backprop", "rectgrad", "deeplift"]
+        assert list(table.index) == [*methods, "random"]
+        assert set(table.loc[methods, "randomisation_check"]) <= {"pass", "FAIL"}
+        assert table.loc[methods, ["mass_inside", "groundtruth_auroc"]].notna().all().all()
+        # the exact-attribution methods rank features better than a random order
+        for method in ("integrated_gradients", "deeplift"):
+            assert table.loc[method, "insertion_auc"] > table.loc["random", "insertion_auc"], ds
+        randomisation = pd.read_csv(demo / f"results/{ds}/demo/evaluation/randomisation.tsv", sep="\t")
+        assert randomisation.groupby("method")["step"].max().min() >= 5  # every weighted layer
+    # the gradient's maps change as the model is destroyed (Adebayo et al.: it passes)
+    shapes = pd.read_csv(demo / "results/shapes/demo/evaluation/summary.tsv", sep="\t").set_index("method")
+    assert shapes.loc["vanilla_gradient", "randomisation_check"] == "pass"

@@ -128,4 +128,24 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
         raise ConfigError(f"config key '{where}': {msg}")
     for name, dataset in config.get("datasets", {}).items():
         source_kind(name, dataset)
+        for label, model in dataset.get("models", {}).items():
+            _check_model(f"datasets.{name}.models.{label}", model)
     return config
+
+
+def _check_model(key: str, model: dict) -> None:
+    """A model is a preset to train or the user's own encoder (keras_file), exactly one."""
+    if ("preset" in model) == ("keras_file" in model):
+        raise ConfigError(
+            f"config key '{key}': give either 'preset' (train a VAE) or 'keras_file' (your own "
+            f"trained encoder), {'not both' if 'preset' in model else 'one of them'}"
+        )
+    if "keras_file" in model:
+        path = Path(model["keras_file"])
+        if path.suffix != ".keras":
+            raise ConfigError(f"config key '{key}.keras_file': {path} is not a Keras 3 '.keras' file")
+        if not path.is_file():
+            raise ConfigError(f"config key '{key}.keras_file': no such file: {path}")
+    elif model.get("latent_output") is not None:
+        raise ConfigError(f"config key '{key}.latent_output': only for a keras_file model "
+                          f"(a trained preset's latent is z_mean)")

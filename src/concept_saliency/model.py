@@ -14,6 +14,7 @@ of the paper: per-pixel binary cross-entropy (mean over pixels) plus
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass
 
 import keras
@@ -208,6 +209,10 @@ def latent_model(model: keras.Model, output: str | int | None = None) -> keras.M
     outputs = model.outputs
     if len(outputs) == 1 and output in (None, 0, _output_name(outputs[0])):
         return model
+    key = output
+    cached = _LATENT_MODELS.get(model, {})
+    if key in cached:  # the same sub-model each time: its compiled saliency functions are reused
+        return cached[key]
     names = [_output_name(t) for t in outputs]
     if output is None:
         if "z_mean" not in names:
@@ -227,7 +232,12 @@ def latent_model(model: keras.Model, output: str | int | None = None) -> keras.M
             f"model '{model.name}' has no output named {output!r}; its outputs are {', '.join(names)}"
         )
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras.Model(inputs, outputs[idx], name=f"{model.name}_{names[idx]}")
+    latent = keras.Model(inputs, outputs[idx], name=f"{model.name}_{names[idx]}")
+    _LATENT_MODELS.setdefault(model, {})[key] = latent
+    return latent
+
+
+_LATENT_MODELS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
 
 
 def _output_name(tensor) -> str:

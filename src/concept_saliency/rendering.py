@@ -149,3 +149,36 @@ def plot_groundtruth(table, path, title: str = "") -> None:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_evaluation(randomisation, curves, path, threshold: float = 0.5, title: str = "") -> None:
+    """Three panels: rank correlation with the original maps as layers are randomised (from the
+    top), and the mean deletion and insertion curves of the concept score, per method."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    cmap = plt.get_cmap("tab10")
+    methods = list(dict.fromkeys(curves["method"]))
+    colour = {m: ("grey" if m == "random" else cmap(i % 10)) for i, m in enumerate(methods)}
+    ax = axes[0]
+    if randomisation is not None and len(randomisation):
+        for m, df in randomisation.groupby("method", sort=False):
+            ax.plot(df["step"], df["spearman"], marker="o", ms=3, label=m, color=colour.get(m))
+        steps = randomisation.drop_duplicates("step").sort_values("step")
+        ax.set_xticks(steps["step"])
+        ax.set_xticklabels(steps["layer"], rotation=60, ha="right", fontsize=6)
+        ax.axhline(threshold, ls="--", c="k", lw=0.8)
+    ax.set_ylim(-0.1, 1.05)
+    ax.set_ylabel("Spearman |map| vs original", fontsize=8)
+    ax.set_title("cascading randomisation (from the top)", fontsize=8)
+    for ax, kind in ((axes[1], "deletion"), (axes[2], "insertion")):
+        for m, df in curves[curves["kind"] == kind].groupby("method", sort=False):
+            ax.plot(df["fraction"], df["score"], label=m, color=colour[m],
+                    ls="--" if m == "random" else "-")
+        ax.set_xlabel(f"fraction of features {'deleted' if kind == 'deletion' else 'inserted'}", fontsize=8)
+        ax.set_ylabel("normalised concept score", fontsize=8)
+        ax.set_title(f"{kind} (most relevant first)", fontsize=8)
+    axes[2].legend(fontsize=6, loc="lower right")
+    for ax in axes:
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -72,6 +72,16 @@ def methods_of(ds_name):
     return methods
 
 
+def imported(ds_name, model):
+    return "keras_file" in DATASETS[ds_name]["models"][model]
+
+
+def encoder_of(wc):
+    """The encoder later stages read: trained from a preset, or the user's own (imported)."""
+    name = "imported.keras" if imported(wc.dataset, wc.model) else "encoder.keras"
+    return f"{R}/{wc.dataset}/{wc.model}/model/{name}"
+
+
 def maps_of(wc):
     return expand(
         f"{R}/{wc.dataset}/{wc.model}/saliency/{{method}}.h5", method=methods_of(wc.dataset)
@@ -91,10 +101,13 @@ def all_targets():
         for model in cfg["models"]:
             base = f"{R}/{ds}/{model}"
             targets += [
-                f"{base}/model/loss.png",
                 f"{base}/concepts/separation.tsv",
                 f"{base}/concepts/histograms.png",
+                f"{base}/evaluation/summary.tsv",
+                f"{base}/evaluation/evaluation.png",
             ]
+            if not imported(ds, model):
+                targets.append(f"{base}/model/loss.png")
             targets += expand(f"{base}/figures/{{concept}}.png", concept=CONCEPTS[ds])
             if ds in SPATIAL_DATASETS:
                 targets.append(f"{base}/maps.h5ad")

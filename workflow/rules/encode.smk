@@ -4,7 +4,7 @@
 rule encode:
     input:
         samples=f"{R}/{{dataset}}/data/samples.h5",
-        encoder=f"{R}/{{dataset}}/{{model}}/model/encoder.keras",
+        encoder=encoder_of,
         code=library("stages/encode.py", "encoding.py", "model.py"),
     output:
         latents=f"{R}/{{dataset}}/{{model}}/latents.h5",

@@ -4,7 +4,7 @@
 rule saliency:
     input:
         samples=f"{R}/{{dataset}}/data/samples.h5",
-        encoder=f"{R}/{{dataset}}/{{model}}/model/encoder.keras",
+        encoder=encoder_of,
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         code=library(
             "stages/saliency.py", "saliency/methods.py", "saliency/autodiff.py", "saliency/graph.py"

@@ -33,3 +33,25 @@ rule train:
         "../../envs/concept-saliency.yaml"
     script:
         "../scripts/train.py"
+
+
+# Or the user's own trained encoder (models: {name: {keras_file: ..., latent_output: ...}}):
+# checked against the data and written as the latent model the later stages read.
+
+
+rule import_encoder:
+    input:
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+        keras_file=lambda wc: model_cfg(wc)["keras_file"],
+        code=library("stages/import_encoder.py", "model.py"),
+    output:
+        encoder=f"{R}/{{dataset}}/{{model}}/model/imported.keras",
+    params:
+        latent_output=lambda wc: model_cfg(wc).get("latent_output"),
+        key=lambda wc: f"datasets.{wc.dataset}.models.{wc.model}.keras_file",
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/import_encoder.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    script:
+        "../scripts/import_encoder.py"

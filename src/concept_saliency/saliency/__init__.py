@@ -2,16 +2,21 @@
 
 ``attribute(model, vectors, x, method=...)`` or one class per method
 (``VanillaGradient``, ``GradientXInput``, ``SmoothGrad``, ``IntegratedGradients``,
-``GuidedBackprop``, ``Deconvnet``), each with one batched ``attribute`` call.
+``GuidedBackprop``, ``Deconvnet``, ``RectGrad``, ``EpsilonLRP``, ``DeepLift``,
+``Occlusion``), each with one batched ``attribute`` call.
 """
 
 from .methods import (  # noqa: F401
     METHODS,
     ConceptAttribution,
     Deconvnet,
+    DeepLift,
+    EpsilonLRP,
     GradientXInput,
     GuidedBackprop,
     IntegratedGradients,
+    Occlusion,
+    RectGrad,
     SmoothGrad,
     VanillaGradient,
     attribute,

@@ -1,95 +1,189 @@
-"""Compiled concept-score gradients on the TensorFlow and JAX backends.
+"""Compiled concept scores and their (rule-modified) gradients, on TensorFlow and JAX.
 
-:class:`ScoreGradient` turns a latent model into one compiled function
-``(x, c) -> (scores, d scores / d x)`` where ``scores[i] = c[i] . z(x[i])``.
+:class:`ScoreGradient` turns a latent model into compiled functions
+
+- ``(x, c[, reference], param) -> (scores, d scores / d x)`` with
+  ``scores[i] = c[i] . z(x[i])`` and the backward rule of :mod:`.graph`;
+- ``(x, c) -> scores`` (forward only: occlusion, deletion curves).
+
 Each sample carries its own concept vector, so one batch can mix concepts.
-The function is traced once per input shape (TensorFlow: ``tf.function``
-with a fixed signature, batch dimension free; JAX: ``jax.jit`` over the
-model's weights as arguments, so no weight is baked into the program), and
-inputs are fed in chunks of ``chunk_size`` so memory stays bounded.
+A function is traced once per model, rule and input shape (TensorFlow:
+``tf.function`` with a fixed signature, batch dimension free; JAX: ``jax.jit``
+over the model's weights as arguments, so no weight is baked into the
+program and re-assigned weights are used as they are) and kept for the
+model's lifetime, so new explainers of the same model reuse it. Inputs are
+fed in chunks of ``chunk_size`` samples, so memory stays bounded.
 """
 
 from __future__ import annotations
+
+import functools
+import weakref
 
 import keras
 import numpy as np
 from keras import ops
 
-from .graph import forward
+from .graph import GRADIENT, RULES, Rule, check_supported, forward
+
+#: model -> {(kind, rule, sample shape, latent dim, dtype): compiled function}
+_COMPILED: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+
+
+class _Compiled:
+    """A compiled function and how many times it was traced."""
+
+    def __init__(self, fn, traces):
+        self.fn, self.traces = fn, traces
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+
+def _forward_only(scores, x, c):
+    return scores(x, c, None, 0.0)
+
+
+def _tf_gradient(scores, x, c, r, p):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        s = scores(x, c, r, p)
+    return s, tape.gradient(s, x)
+
+
+def _tf_gradient_unpaired(scores, x, c, p):
+    return _tf_gradient(scores, x, c, None, p)
+
+
+def _build(model_ref, rule: Rule, kind: str, sample_shape, latent_dim, dtype):
+    backend = keras.backend.backend()
+
+    def scores(x, c, reference, param):
+        model = model_ref()
+        z = forward(model, x, rule, param, reference)
+        return ops.sum(z * c, axis=1)
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        xs = tf.TensorSpec((None, *sample_shape), dtype)
+        cs = tf.TensorSpec((None, latent_dim), dtype)
+        ps = tf.TensorSpec((), dtype)
+        # partials, not lambdas: TF counts traces per code object, and each model, rule and shape
+        # is traced once by design (no "frequent retracing" warning for many models)
+        if kind == "scores":
+            fn = tf.function(functools.partial(_forward_only, scores), input_signature=[xs, cs])
+            return _Compiled(lambda x, c, r, p: (fn(x, c).numpy(), None), fn.experimental_get_tracing_count)
+
+        if rule.paired:
+            fn = tf.function(functools.partial(_tf_gradient, scores), input_signature=[xs, cs, xs, ps])
+            return _Compiled(lambda x, c, r, p: tuple(t.numpy() for t in fn(x, c, r, p)),
+                             fn.experimental_get_tracing_count)
+        fn = tf.function(functools.partial(_tf_gradient_unpaired, scores), input_signature=[xs, cs, ps])
+        return _Compiled(lambda x, c, r, p: tuple(t.numpy() for t in fn(x, c, p)),
+                         fn.experimental_get_tracing_count)
+
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        variables = list(model_ref().variables)
+
+        def stateless(values, x, c, r, p):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return scores(x, c, r, p)
+
+        if kind == "scores":
+            fn = jax.jit(stateless)
+        else:
+            def total(values, x, c, r, p):
+                s = stateless(values, x, c, r, p)
+                return jnp.sum(s), s
+
+            vg = jax.jit(jax.value_and_grad(total, argnums=1, has_aux=True))
+
+            def fn(values, x, c, r, p):
+                (_, s), g = vg(values, x, c, r, p)
+                return s, g
+
+        def call(x, c, r, p):
+            out = fn([v.value for v in variables], x, c, r, np.asarray(p, dtype))
+            if kind == "scores":
+                return np.asarray(out), None
+            return np.asarray(out[0]), np.asarray(out[1])
+
+        jitted = fn if kind == "scores" else vg
+        return _Compiled(call, jitted._cache_size)  # one program per batch size (chunks are padded)
+
+    raise NotImplementedError(f"saliency needs the tensorflow or jax Keras backend, not {backend!r}")
 
 
 class ScoreGradient:
-    def __init__(self, model: keras.Model, rule: str = "gradient", chunk_size: int = 64):
+    """Concept scores and gradients of ``model`` under a backward ``rule``, compiled and chunked."""
+
+    def __init__(self, model: keras.Model, rule: Rule | str = GRADIENT, chunk_size: int = 64,
+                 method: str | None = None):
         self.model = model
-        self.rule = rule
+        self.rule = RULES[rule] if isinstance(rule, str) else rule
         self.chunk_size = int(chunk_size)
+        if self.chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        check_supported(model, self.rule, method)
         self.backend = keras.backend.backend()
         # float32 models (the norm) get float32 maps; a float64 model is differentiated in float64
         self.dtype = np.dtype(keras.backend.standardize_dtype(model.inputs[0].dtype))
-        self._compiled = {}
 
-    def _scores(self, x, c):
-        z = forward(self.model, x, self.rule)
-        return ops.sum(z * c, axis=1)
+    def _function(self, kind: str, sample_shape, latent_dim):
+        cache = _COMPILED.setdefault(self.model, {})
+        key = (kind, self.rule.name if kind == "gradient" else "", sample_shape, latent_dim,
+               self.dtype.name)
+        if key not in cache:
+            cache[key] = _build(weakref.ref(self.model), self.rule if kind == "gradient" else GRADIENT,
+                                kind, sample_shape, latent_dim, self.dtype)
+        return cache[key]
 
-    def _build(self, sample_shape, latent_dim):
-        if self.backend == "tensorflow":
-            import tensorflow as tf
-
-            signature = [tf.TensorSpec((None, *sample_shape), self.dtype),
-                         tf.TensorSpec((None, latent_dim), self.dtype)]
-
-            @tf.function(input_signature=signature)
-            def fn(x, c):
-                with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    s = self._scores(x, c)
-                return s, tape.gradient(s, x)
-
-            return lambda x, c: tuple(t.numpy() for t in fn(x, c))
-
-        if self.backend == "jax":
-            import jax
-            import jax.numpy as jnp
-
-            variables = list(self.model.variables)
-
-            def total(values, x, c):
-                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                    s = self._scores(x, c)
-                return jnp.sum(s), s
-
-            grad = jax.jit(jax.value_and_grad(total, argnums=1, has_aux=True))
-
-            def fn(x, c):
-                (_, s), g = grad([v.value for v in variables], x, c)
-                return np.asarray(s), np.asarray(g)
-
-            return fn
-
-        raise NotImplementedError(
-            f"saliency needs the tensorflow or jax Keras backend, not {self.backend!r}"
-        )
-
-    def __call__(self, x: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Scores ``(N,)`` and gradients ``x.shape`` for samples ``x`` and vectors ``c`` (N, D)."""
+    def _chunked(self, kind, x, c, reference, param):
         x = np.asarray(x, dtype=self.dtype)
         c = np.asarray(c, dtype=self.dtype)
-        key = (x.shape[1:], c.shape[1])
-        if key not in self._compiled:
-            self._compiled[key] = self._build(*key)
-        fn = self._compiled[key]
+        if len(c) != len(x):
+            raise ValueError(f"{len(x)} samples but {len(c)} concept vectors")
+        fn = self._function(kind, tuple(x.shape[1:]), c.shape[1])
+        paired = kind == "gradient" and self.rule.paired
+        if paired:
+            reference = np.broadcast_to(np.asarray(reference, dtype=self.dtype), x.shape)
         n, chunk = len(x), self.chunk_size
         scores = np.empty(n, dtype=self.dtype)
-        grads = np.empty_like(x)
+        grads = np.empty_like(x) if kind == "gradient" else None
+        param = np.asarray(param, dtype=self.dtype)
         for start in range(0, n, chunk):
-            xb, cb = x[start:start + chunk], c[start:start + chunk]
+            sl = slice(start, start + chunk)
+            xb, cb = x[sl], c[sl]
+            rb = reference[sl] if paired else None
             m = len(xb)
             if self.backend == "jax" and m < chunk and n > chunk:
                 # pad the last chunk so JAX reuses the program compiled for full chunks
-                xb = np.concatenate([xb, np.zeros((chunk - m, *xb.shape[1:]), xb.dtype)])
-                cb = np.concatenate([cb, np.zeros((chunk - m, cb.shape[1]), cb.dtype)])
-            s, g = fn(xb, cb)
+                pad = lambda a: np.concatenate([a, np.zeros((chunk - m, *a.shape[1:]), a.dtype)])  # noqa: E731
+                xb, cb = pad(xb), pad(cb)
+                rb = pad(rb) if paired else None
+            s, g = fn(xb, cb, rb, param)
             scores[start:start + m] = s[:m]
-            grads[start:start + m] = g[:m]
+            if grads is not None:
+                grads[start:start + m] = g[:m]
         return scores, grads
+
+    def __call__(self, x: np.ndarray, c: np.ndarray, reference: np.ndarray | None = None,
+                 param: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Scores ``(N,)`` and gradients ``x.shape`` for samples ``x`` and vectors ``c`` (N, D).
+
+        ``reference``: the paired rule's reference inputs (broadcast to ``x``);
+        ``param``: the rule's scalar parameter (epsilon, percentile).
+        """
+        if self.rule.paired and reference is None:
+            raise ValueError(f"the {self.rule.name} rule needs reference inputs")
+        return self._chunked("gradient", x, c, reference, param)
+
+    def scores(self, x: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Concept scores ``(N,)`` only (a compiled forward pass)."""
+        return self._chunked("scores", x, c, None, 0.0)[0]

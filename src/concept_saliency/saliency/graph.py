@@ -1,63 +1,231 @@
-"""Running a Keras functional model with modified backward rules at its ReLUs.
+"""Running a Keras functional model with modified backward rules at its nonlinearities.
 
-Guided backpropagation, deconvnet and RectGrad differ from the plain gradient
-only in how the gradient passes a ReLU. :func:`forward` re-executes the
-model's graph node by node (the same walk ``Functional.call`` does) and
-replaces every ReLU, whether a ``ReLU``/``Activation`` layer or the fused
-``activation="relu"`` of ``Conv2D``/``Dense``, by a ReLU with the chosen
-backward rule (``keras.ops.custom_gradient``, so it works on TensorFlow and
-JAX). The forward values are unchanged, the user's model is not modified
-(a fused activation is swapped only for the duration of the call), and
-nested functional or sequential models are walked recursively.
+Guided backpropagation, deconvnet, RectGrad, epsilon-LRP and DeepLIFT (rescale)
+differ from the plain gradient only in how the backward pass crosses the
+model's elementwise nonlinearities ("sites"); every other layer of the usual
+encoders is linear or piecewise linear and keeps its gradient (max pooling
+routes it to the maximum, as all these methods prescribe). :func:`forward`
+re-executes the model's graph node by node (the walk ``Functional.call`` does)
+and puts a site with the rule's backward pass after every nonlinearity: an
+``Activation``/``ReLU``/``LeakyReLU``/``ELU``/``PReLU`` layer or the fused
+``activation=`` of ``Conv*``/``Dense`` (``keras.ops.custom_gradient``, so it
+works on TensorFlow and JAX). Forward values are unchanged; the user's model
+is not modified (a fused activation is swapped for the duration of the call
+only); nested functional and sequential models are walked recursively.
+
+A rule's scalar parameter (LRP's epsilon, RectGrad's percentile) is a tensor
+argument, so changing it does not retrace. DeepLIFT is *paired*: the reference
+inputs run first (forward only) and each site compares a sample with its
+reference's values there.
+
+:func:`check_supported` refuses, before anything is traced, a layer whose
+backward rule is not defined, naming it.
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import keras
+from keras import layers as L
 from keras import ops
 
-RULES = ("gradient", "guided", "deconvnet")
+from ..errors import ConfigError
 
 
-def _is_relu_activation(fn) -> bool:
-    return fn is keras.activations.relu or getattr(fn, "__name__", "") == "relu"
+@dataclass(frozen=True)
+class Rule:
+    """How the backward pass crosses a nonlinearity ``y = f(u)``.
+
+    ``sites``: ``"relu"`` (only plain ReLUs are modified; other nonlinearities
+    keep their gradient) or ``"all"`` (every elementwise nonlinearity).
+    ``paired``: the batch holds each sample's reference in its second half.
+    """
+
+    name: str
+    sites: str = "relu"
+    paired: bool = False
 
 
-def _relu_layer(op) -> bool:
-    if isinstance(op, keras.layers.ReLU):
-        plain = (op.max_value is None and float(op.negative_slope) == 0.0
-                 and float(op.threshold) == 0.0)
-        if not plain:
-            raise NotImplementedError(
-                f"layer '{op.name}': a ReLU with max_value/negative_slope/threshold has no "
-                f"guided or deconvnet rule; use a gradient-based method for this model"
-            )
-        return True
-    return False
+GRADIENT = Rule("gradient", sites="none")
+GUIDED = Rule("guided")
+DECONVNET = Rule("deconvnet")
+RECTGRAD = Rule("rectgrad")
+EPSILON = Rule("epsilon", sites="all")
+RESCALE = Rule("rescale", sites="all", paired=True)
+RULES = {r.name: r for r in (GRADIENT, GUIDED, DECONVNET, RECTGRAD, EPSILON, RESCALE)}
+
+#: elementwise activation functions (by name) a site can carry
+ELEMENTWISE = frozenset({
+    "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish", "mish",
+    "tanh", "sigmoid", "hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh", "softplus",
+    "softsign", "exponential", "log_sigmoid", "sparse_plus", "squareplus", "tanh_shrink",
+    "soft_shrink", "hard_shrink",
+})
+_LINEAR = frozenset({"linear", None})
+
+#: layers that are linear or piecewise linear in their input (in inference mode), or only
+#: route values: they keep their gradient under every rule (a fused activation becomes a site)
+_PASS_THROUGH = tuple(getattr(L, n) for n in (
+    "InputLayer", "Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose",
+    "Conv2DTranspose", "Conv3DTranspose", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
+    "SeparableConv2D", "BatchNormalization", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
+    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D", "Flatten", "Reshape", "Permute", "RepeatVector", "Cropping1D",
+    "Cropping2D", "Cropping3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "UpSampling1D",
+    "UpSampling2D", "UpSampling3D", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
+    "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+    "Identity", "Add", "Subtract", "Average", "Concatenate", "Rescaling",
+) if hasattr(L, n))
+_ACTIVATION_LAYERS = (L.Activation, L.ReLU, L.LeakyReLU, L.ELU, L.PReLU)
+SUPPORTED_LAYERS = sorted({c.__name__ for c in _PASS_THROUGH + _ACTIVATION_LAYERS}
+                          | {"Functional", "Sequential"})
+
+_TOL = 1e-5  # DeepLIFT: below this |u - u_ref| the secant becomes the derivative (as the original)
 
 
-def relu_with_rule(rule: str):
-    """A ReLU whose backward pass follows ``rule``."""
-    if rule == "gradient":
-        return ops.relu
+def _activation_name(fn) -> str | None:
+    if fn is None:
+        return None
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _functional_of(op):
+    if isinstance(op, keras.Sequential):
+        return getattr(op, "_functional", None)
+    if isinstance(op, keras.Model) and hasattr(op, "_run_through_graph") and hasattr(op, "_nodes_by_depth"):
+        return op
+    return None
+
+
+def _plain_relu_layer(op) -> bool:
+    return (op.max_value is None and float(op.negative_slope) == 0.0 and float(op.threshold) == 0.0)
+
+
+def _site_kind(op) -> tuple[str, object] | None:
+    """(``"relu"`` | ``"other"``, the nonlinearity) of an activation layer or fused activation."""
+    if isinstance(op, L.ReLU):
+        return ("relu" if _plain_relu_layer(op) else "other"), op
+    if isinstance(op, (L.LeakyReLU, L.ELU, L.PReLU)):
+        return "other", op
+    activation = getattr(op, "activation", None)
+    name = _activation_name(activation)
+    if name in _LINEAR:
+        return None
+    return ("relu" if name == "relu" else "other"), activation
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _unsupported(op, model_name: str, method: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"saliency method '{method}': layer '{op.name}' ({type(op).__name__}) of model "
+        f"'{model_name}' {why}. Modified backward rules support {', '.join(SUPPORTED_LAYERS)} "
+        f"and elementwise activations; use vanilla_gradient, gradient_x_input, smoothgrad, "
+        f"integrated_gradients or occlusion for this model, or rebuild it from supported layers"
+    )
+
+
+def check_supported(model: keras.Model, rule: Rule, method: str | None = None) -> None:
+    """Raise :class:`ConfigError` naming the first layer ``rule`` cannot cross."""
+    if rule.sites == "none":
+        return
+    method = method or rule.name
+    functional = _functional_of(model)
+    if functional is None:
+        raise ConfigError(
+            f"saliency method '{method}': model '{model.name}' is a subclassed model; modified "
+            f"backward rules need a functional or sequential Keras model"
+        )
+    for op in functional.layers:
+        inner = _functional_of(op)
+        if inner is not None:
+            check_supported(inner, rule, method)
+            continue
+        if not isinstance(op, _PASS_THROUGH + _ACTIVATION_LAYERS):
+            raise _unsupported(op, model.name, method, "has no such rule")
+        if isinstance(op, L.ReLU) and not _plain_relu_layer(op) and rule.sites == "relu":
+            raise _unsupported(op, model.name, method,
+                               "is a ReLU with max_value/negative_slope/threshold, which has no "
+                               f"{rule.name} rule")
+        kind = _site_kind(op)
+        if kind is not None and kind[0] == "other" and not isinstance(kind[1], keras.layers.Layer):
+            name = _activation_name(kind[1])
+            if name not in ELEMENTWISE:
+                raise _unsupported(op, model.name, method,
+                                   f"has the activation '{name}', which is not elementwise")
+
+
+# ---------------------------------------------------------------- sites
+
+
+def _per_sample_quantile(t, q):
+    flat = ops.reshape(t, (ops.shape(t)[0], -1))
+    return ops.reshape(ops.quantile(flat, q, axis=1), (-1,) + (1,) * (len(t.shape) - 1))
+
+
+def _site(rule: Rule, relu: bool, u, y, param, ref=None, slope=None):
+    """``y`` with ``rule``'s backward pass (``y = f(u)``).
+
+    DeepLIFT: ``ref`` = (u', y') of the reference at the same site; ``slope``: f'
+    at the midpoint (the multiplier where u and u' nearly coincide). Everything
+    the backward pass reads is an argument of the custom-gradient op (JAX forbids
+    closing over traced values there).
+    """
+
+    def backward(g, u, y, param, ur, yr, slope):
+        if rule is GUIDED:  # Springenberg et al.: positive inputs and positive gradients
+            return g * ops.cast(u > 0, g.dtype) * ops.cast(g > 0, g.dtype)
+        if rule is DECONVNET:  # Zeiler & Fergus: the ReLU of the gradient, whatever the input
+            return ops.relu(g)
+        if rule is RECTGRAD:  # Kim et al. 2019: pass g where y * g exceeds its percentile
+            importance = y * g
+            threshold = _per_sample_quantile(importance, param / 100.0)
+            return g * ops.cast(importance > threshold, g.dtype)
+        if rule is EPSILON:  # Bach et al. 2015, as gradient x input: g * f(u) / (u + eps sign u)
+            sign = ops.where(u >= 0, ops.ones_like(u), -ops.ones_like(u))
+            return g * y / (u + param * sign)
+        if rule is RESCALE:  # Shrikumar et al. 2017: the secant slope between x and reference
+            du = u - ur
+            far = ops.abs(du) > _TOL
+            secant = (y - yr) / ops.where(far, du, ops.ones_like(du))
+            fallback = ops.cast((u + ur) > 0, g.dtype) if relu else slope
+            return g * ops.where(far, secant, fallback)
+        raise ValueError(rule)
 
     @ops.custom_gradient
-    def relu(x):
-        y = ops.relu(x)
-
+    def site(u_, y_, param_, ur_, yr_, slope_):
         def grad(*args, upstream=None):
             g = args[0] if upstream is None else upstream
-            if rule == "guided":  # Springenberg et al.: positive inputs and positive gradients
-                return g * ops.cast(x > 0, g.dtype) * ops.cast(g > 0, g.dtype)
-            if rule == "deconvnet":  # Zeiler & Fergus: ReLU of the gradient, ignoring the input
-                return ops.relu(g)
-            raise ValueError(rule)
+            zeros = [ops.zeros_like(t) for t in (y_, param_, ur_, yr_, slope_)]
+            return (backward(g, u_, y_, param_, ur_, yr_, slope_), *zeros)
 
-        return y, grad
+        return y_ * 1, grad
 
-    return relu
+    y = ops.stop_gradient(y)
+    param = ops.cast(param, y.dtype)
+    ur, yr = (y, y) if ref is None else (ops.stop_gradient(ref[0]), ops.stop_gradient(ref[1]))
+    return site(u, y, param, ur, yr, y if slope is None else ops.stop_gradient(slope))
+
+
+def _apply_nonlinearity(rule: Rule, kind: str, fn, u, param, ref=None):
+    y = fn(u)
+    if rule.sites == "none" or (rule.sites == "relu" and kind != "relu"):
+        return y
+    slope = None
+    if rule.paired and kind != "relu":
+        # f' at the midpoint of sample and reference (central difference): DeepLIFT's
+        # multiplier where the two are closer than _TOL
+        mid = (u + ref[0]) / 2
+        h = 1e-3
+        slope = (fn(mid + h) - fn(mid - h)) / (2 * h)
+    return _site(rule, kind == "relu", u, y, param, ref, slope)
+
+
+# ---------------------------------------------------------------- the walk
 
 
 def _accepts_training(op) -> bool:
@@ -70,41 +238,61 @@ def _accepts_training(op) -> bool:
         return False
 
 
-def _functional_of(op):
-    if isinstance(op, keras.Sequential):
-        return getattr(op, "_functional", None)
-    if isinstance(op, keras.Model) and hasattr(op, "_run_through_graph") and hasattr(op, "_nodes_by_depth"):
-        return op
-    return None
+def forward(model: keras.Model, x, rule: Rule | str = GRADIENT, param=0.0, reference=None):
+    """``model(x)`` in inference mode, with ``rule``'s backward pass at every nonlinearity.
 
-
-def forward(model: keras.Model, x, rule: str = "gradient"):
-    """``model(x)`` in inference mode, with ``rule`` applied at every ReLU."""
-    if rule not in RULES:
-        raise ValueError(f"unknown backward rule {rule!r}")
-    if rule == "gradient":
+    A paired rule (DeepLIFT) needs ``reference`` inputs: they are run first
+    (forward only, no gradient), their values at every site recorded, and each
+    site of ``x`` compares with its reference's.
+    """
+    if isinstance(rule, str):
+        if rule not in RULES:
+            raise ValueError(f"unknown backward rule {rule!r}")
+        rule = RULES[rule]
+    if rule.sites == "none":
         return model(x, training=False)
-    relu = relu_with_rule(rule)
+    if rule.paired:
+        if reference is None:
+            raise ValueError(f"the {rule.name} rule needs reference inputs")
+        recorded = []
+
+        def record(kind, fn, u):
+            y = fn(u)
+            recorded.append((u, y))
+            return y
+
+        _walk(model, ops.stop_gradient(reference), record)
+        refs = iter(recorded)  # the graph walk visits the sites in the same order each time
+        return _walk(model, x, lambda kind, fn, u: _apply_nonlinearity(rule, kind, fn, u, param, next(refs)))
+    return _walk(model, x, lambda kind, fn, u: _apply_nonlinearity(rule, kind, fn, u, param))
+
+
+def _walk(model: keras.Model, x, site):
+    """Run ``model`` on ``x`` node by node; ``site(kind, f, u)`` computes every nonlinearity f(u)."""
 
     def operation_fn(op):
-        if _relu_layer(op):
-            return lambda *args, **kwargs: relu(args[0])
         inner = _functional_of(op)
         if inner is not None and inner is not model:
             return lambda *args, **kwargs: _run(inner, args[0] if len(args) == 1 else list(args))
-        activation = getattr(op, "activation", None)
         training = {"training": False} if _accepts_training(op) else {}
-        if activation is not None and _is_relu_activation(activation):
-            def call_split(*args, **kwargs):
-                op.activation = keras.activations.linear
-                try:
-                    y = op(*args, **{**kwargs, **training})
-                finally:
-                    op.activation = activation
-                return relu(y)
+        kind_fn = _site_kind(op)
+        if kind_fn is None:
+            return lambda *args, **kwargs: op(*args, **{**kwargs, **training})
+        kind, fn = kind_fn
+        if isinstance(fn, keras.layers.Layer):  # an activation layer: the layer is f
+            return lambda *args, **kwargs: site(kind, lambda t: op(t, **{**kwargs, **training}), args[0])
+        if isinstance(op, L.Activation):
+            return lambda *args, **kwargs: site(kind, fn, args[0])
 
-            return call_split
-        return lambda *args, **kwargs: op(*args, **{**kwargs, **training})
+        def call_split(*args, **kwargs):  # Conv/Dense with a fused activation: split it off
+            op.activation = keras.activations.linear
+            try:
+                pre = op(*args, **{**kwargs, **training})
+            finally:
+                op.activation = fn
+            return site(kind, fn, pre)
+
+        return call_split
 
     def _run(graph, inputs):
         out = graph._run_through_graph(inputs, operation_fn=operation_fn)
@@ -112,7 +300,7 @@ def forward(model: keras.Model, x, rule: str = "gradient"):
 
     functional = _functional_of(model)
     if functional is None:
-        raise NotImplementedError(
+        raise ConfigError(
             f"model '{model.name}' is a subclassed model; modified backward rules need a "
             f"functional or sequential Keras model"
         )

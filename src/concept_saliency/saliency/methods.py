@@ -1,6 +1,9 @@
 """Attribution methods for concept scores, one class per method.
 
-Every method attributes the concept score ``s(x) = c . z(x)`` of a latent
+The methods of the original (DeepExplain as used by Brocki & Chung): vanilla
+gradient, gradient x input, SmoothGrad, integrated gradients, guided
+backpropagation, deconvnet, RectGrad, epsilon-LRP, DeepLIFT (rescale) and
+occlusion. Every method attributes the concept score ``s(x) = c . z(x)`` of a latent
 model ``z`` to the input ``x`` and shares one call::
 
     maps = IntegratedGradients(encoder, vectors).attribute(x, concept=0, steps=64)
@@ -23,6 +26,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .autodiff import ScoreGradient
+from .graph import DECONVNET, GRADIENT, EPSILON, GUIDED, RECTGRAD, RESCALE
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class ConceptAttribution:
     """Base class: a latent model, concept vectors, and a backward rule."""
 
     name: str = ""
-    rule: str = "gradient"
+    rule = GRADIENT
     options: dict[str, Option] = {}
 
     def __init__(self, model, concept_vectors, *, latent_output: str | int | None = None,
@@ -52,7 +56,8 @@ class ConceptAttribution:
                 f"the concept vectors have {vectors.shape[1]} dimensions but the model's latent "
                 f"'{self.model.name}' has {latent_dim}; were they made with another model?"
             )
-        self.gradient = ScoreGradient(self.model, rule=self.rule, chunk_size=chunk_size)
+        self.gradient = ScoreGradient(self.model, rule=self.rule, chunk_size=chunk_size,
+                                      method=self.name)
         self.dtype = self.gradient.dtype
         self.vectors = vectors.astype(self.dtype)
 
@@ -94,10 +99,10 @@ class ConceptAttribution:
         return self._attribute(x, c, **opts).astype(self.dtype, copy=False)
 
     def scores(self, x: np.ndarray, concept: int | np.ndarray = 0) -> np.ndarray:
+        """Concept scores ``c . z(x)`` of ``x`` (a compiled forward pass)."""
         x = np.asarray(x, dtype=self.dtype)
         idx = np.broadcast_to(np.asarray(concept, dtype=np.int64), (len(x),))
-        z = np.asarray(self.model.predict_on_batch(x))
-        return np.einsum("nd,nd->n", z, self.vectors[idx])
+        return self.gradient.scores(x, self.vectors[idx])
 
     def _attribute(self, x, c, **opts) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -166,6 +171,11 @@ def _baseline(x: np.ndarray, baseline) -> np.ndarray:
     return np.full_like(x, float(baseline))
 
 
+def _baseline_option():
+    return Option("zeros", (str, int, float), lambda v: not isinstance(v, str) or v in ("zeros", "mean"),
+                  "'zeros', 'mean' or a number")
+
+
 def path_points(steps: int, integration: str) -> tuple[np.ndarray, np.ndarray]:
     """Positions ``alpha`` in [0, 1] and weights of the path integral's quadrature."""
     if integration == "gausslegendre":
@@ -194,7 +204,7 @@ class IntegratedGradients(ConceptAttribution):
     name = "integrated_gradients"
     options = {
         "steps": Option(64, int, lambda v: v >= 2, "number of path points, >= 2"),
-        "baseline": Option("zeros", (str, int, float), lambda v: True, "'zeros', 'mean' or a number"),
+        "baseline": _baseline_option(),
         "integration": Option("riemann_middle", str,
                               lambda v: v in ("gausslegendre", "trapezoid", "riemann_middle"),
                               "'gausslegendre', 'trapezoid' or 'riemann_middle'"),
@@ -222,7 +232,7 @@ class GuidedBackprop(ConceptAttribution):
     """Gradient with ReLUs passing only positive gradients at positive inputs (Springenberg et al. 2015)."""
 
     name = "guided_backprop"
-    rule = "guided"
+    rule = GUIDED
 
     def _attribute(self, x, c):
         return self.gradient(x, c)[1]
@@ -232,16 +242,161 @@ class Deconvnet(ConceptAttribution):
     """Gradient with ReLUs passing the positive part of the gradient, whatever the input (Zeiler & Fergus 2014)."""
 
     name = "deconvnet"
-    rule = "deconvnet"
+    rule = DECONVNET
 
     def _attribute(self, x, c):
         return self.gradient(x, c)[1]
 
 
+class RectGrad(ConceptAttribution):
+    """Rectified gradient (Kim et al. 2019), as the original computed it.
+
+    At every ReLU the gradient passes only where the importance ``a * g``
+    (activation times gradient) exceeds its ``percentile`` over the layer (per
+    sample); the map is the input times this gradient. The original's
+    "padding trick" (zeroing the border of gradients at 3x3 convolutions) is
+    not applied. Other nonlinearities keep their gradient.
+    """
+
+    name = "rectgrad"
+    rule = RECTGRAD
+    options = {
+        "percentile": Option(95, (int, float), lambda v: 0 <= v < 100,
+                             "importance percentile below which the gradient is cut, in [0, 100)"),
+    }
+
+    def _attribute(self, x, c, percentile):
+        return x * self.gradient(x, c, param=float(percentile))[1]
+
+
+class EpsilonLRP(ConceptAttribution):
+    """Layer-wise relevance propagation with the epsilon rule (Bach et al. 2015).
+
+    Computed as the input times a modified gradient (Ancona et al. 2018): at
+    every nonlinearity ``y = f(u)`` the gradient is multiplied by
+    ``y / (u + epsilon * sign(u))`` instead of ``f'(u)``; linear layers (a
+    convolution with the batch normalisation after it counts as one) keep
+    their weights. For a bias-free ReLU network the relevances sum to the
+    score as epsilon -> 0.
+    """
+
+    name = "epsilon_lrp"
+    rule = EPSILON
+    options = {
+        "epsilon": Option(1e-4, (int, float), lambda v: v > 0, "stabiliser, > 0"),
+    }
+
+    def _attribute(self, x, c, epsilon):
+        return x * self.gradient(x, c, param=float(epsilon))[1]
+
+
+class DeepLift(ConceptAttribution):
+    """DeepLIFT with the rescale rule (Shrikumar et al. 2017).
+
+    The gradient with every nonlinearity's derivative replaced by the secant
+    slope ``(f(u) - f(u')) / (u - u')`` between the sample and the
+    ``baseline`` (reference) input, times ``x - baseline``. The map sums to
+    ``s(x) - s(baseline)`` exactly for networks of affine layers and
+    elementwise nonlinearities (max pooling keeps its gradient, as in the original).
+    """
+
+    name = "deeplift"
+    rule = RESCALE
+    options = {"baseline": _baseline_option()}
+
+    def _attribute(self, x, c, baseline):
+        base = _baseline(x, baseline)
+        return (x - base) * self.gradient(x, c, reference=base)[1]
+
+
+def _pair(value) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+def _window_ok(v) -> bool:
+    v = _pair(v)
+    return 1 <= len(v) <= 3 and all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in v)
+
+
+class Occlusion(ConceptAttribution):
+    """Change of the concept score when a window of the input is filled (Zeiler & Fergus 2014).
+
+    A ``window`` (an int, or one size per spatial axis) slides over the
+    spatial axes with ``stride`` (all channels at once; windows are added at
+    the far edges so every element is covered). Each window's score drop
+    ``s(x) - s(x with the window set to fill_value)`` is shared among its
+    elements, and an element's attribution is the mean of its shares over the
+    windows covering it (the original's normalisation): with ``stride ==
+    window`` the map sums to the total of the drops. Forward passes only,
+    batched in chunks.
+    """
+
+    name = "occlusion"
+    options = {
+        "window": Option(8, (int, list, tuple), _window_ok, "window size: an int >= 1 or one per axis"),
+        "stride": Option(4, (int, list, tuple), _window_ok, "window step: an int >= 1 or one per axis"),
+        "fill_value": Option(0.0, (int, float), lambda v: np.isfinite(v), "value of occluded inputs"),
+    }
+
+    def _attribute(self, x, c, window, stride, fill_value):
+        spatial = x.shape[1:-1] if x.ndim >= 3 else x.shape[1:]
+        windows = _windows(spatial, _pair(window), _pair(stride), self.name)
+        out = np.zeros_like(x)
+        base = self.gradient.scores(x, c)
+        size, chunk = len(windows), self.gradient.chunk_size
+        # occluded copies of a few samples and windows at a time: memory bounded by chunk_size
+        per = max(1, chunk // size)
+        for start in range(0, len(x), per):
+            xb, cb = x[start:start + per], c[start:start + per]
+            drop = np.empty((len(xb), size))
+            step = max(1, chunk // len(xb))
+            for w0 in range(0, size, step):
+                block = windows[w0:w0 + step]
+                copies = np.repeat(xb[:, None], len(block), axis=1)
+                for k, sl in enumerate(block):
+                    copies[(slice(None), k, *sl)] = fill_value
+                s = self.gradient.scores(copies.reshape(-1, *x.shape[1:]), np.repeat(cb, len(block), axis=0))
+                drop[:, w0:w0 + len(block)] = base[start:start + len(xb), None] - s.reshape(len(xb), len(block))
+            heat = np.zeros((len(xb), *spatial))
+            count = np.zeros(spatial)
+            for w, sl in enumerate(windows):
+                n_elems = np.prod([s_.stop - s_.start for s_ in sl])
+                heat[(slice(None), *sl)] += drop[:, w].reshape(-1, *(1,) * len(spatial)) / n_elems
+                count[sl] += 1
+            heat /= count
+            if x.ndim >= 3:  # the same share for every channel of an element
+                heat = np.repeat(heat[..., None], x.shape[-1], axis=-1) / x.shape[-1]
+            out[start:start + len(xb)] = heat
+        return out
+
+
+def _windows(shape, window, stride, method) -> list[tuple[slice, ...]]:
+    """Slices of every window position (the last one flush with each far edge)."""
+    nd = len(shape)
+    if len(window) == 1:
+        window = window * nd
+    if len(stride) == 1:
+        stride = stride * nd
+    if len(window) != nd or len(stride) != nd:
+        raise ConfigError(f"saliency method '{method}': window and stride need 1 or {nd} sizes for "
+                          f"inputs with {nd} spatial axes")
+    if any(w > s for w, s in zip(window, shape)):
+        raise ConfigError(f"saliency method '{method}', option 'window': {list(window)} is larger than "
+                          f"the input {list(shape)}")
+    starts = []
+    for size, w, st in zip(shape, window, stride):
+        pos = list(range(0, size - w + 1, st))
+        if pos[-1] != size - w:
+            pos.append(size - w)
+        starts.append(pos)
+    return [tuple(slice(p, p + w) for p, w in zip(corner, window))
+            for corner in np.array(np.meshgrid(*starts, indexing="ij")).reshape(nd, -1).T]
+
+
 METHODS: dict[str, type[ConceptAttribution]] = {
     cls.name: cls
     for cls in (VanillaGradient, GradientXInput, SmoothGrad, IntegratedGradients, GuidedBackprop,
-                Deconvnet)
+                Deconvnet, RectGrad, EpsilonLRP, DeepLift, Occlusion)
 }
 
 

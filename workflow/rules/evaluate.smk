@@ -1,0 +1,64 @@
+# Every method's maps scored side by side: deletion and insertion curves, the cascading
+# model-randomisation check, and the ground truth where it is known (the demo data).
+
+
+def evaluate_inputs(wc):
+    extra = {}
+    if dataset(wc).get("groundtruth"):
+        extra["groundtruth"] = f"{R}/{wc.dataset}/{wc.model}/evaluation/groundtruth.tsv"
+    if wc.dataset in SPATIAL_DATASETS:
+        extra["grid"] = f"{R}/{wc.dataset}/data/grid.h5"
+    return extra
+
+
+rule evaluate:
+    input:
+        unpack(evaluate_inputs),
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+        encoder=encoder_of,
+        vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        maps=maps_of,
+        code=library(
+            "stages/evaluate.py",
+            "evaluation.py",
+            "rendering.py",
+            "saliency/methods.py",
+            "saliency/autodiff.py",
+            "saliency/graph.py",
+        ),
+    output:
+        summary=report(
+            f"{R}/{{dataset}}/{{model}}/evaluation/summary.tsv",
+            caption="../report/evaluation.rst",
+            category="{dataset}",
+            subcategory="{model}: evaluation of the methods",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "method x metric table"},
+        ),
+        randomisation=f"{R}/{{dataset}}/{{model}}/evaluation/randomisation.tsv",
+        curves=f"{R}/{{dataset}}/{{model}}/evaluation/curves.tsv",
+        figure=report(
+            f"{R}/{{dataset}}/{{model}}/evaluation/evaluation.png",
+            caption="../report/evaluation.rst",
+            category="{dataset}",
+            subcategory="{model}: evaluation of the methods",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "curves"},
+        ),
+    params:
+        methods=lambda wc: canonical(
+            {m: o or {} for m, o in saliency_cfg(wc.dataset)["methods"].items()}
+        ),
+        chunk_size=lambda wc: saliency_cfg(wc.dataset).get("chunk_size", 64),
+        curve_steps=config["evaluation"]["curve_steps"],
+        fill_value=config["evaluation"]["fill_value"],
+        randomisation_samples=config["evaluation"]["randomisation_samples"],
+        randomisation_threshold=config["evaluation"]["randomisation_threshold"],
+        seed=config["seed"],
+    threads: config["threads"]["saliency"]
+    resources:
+        mem_mb=4000,
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/evaluate.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    script:
+        "../scripts/evaluate.py"
