@@ -149,3 +149,37 @@ def plot_groundtruth(table, path, title: str = "") -> None:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_concept_grid(inputs, maps: dict, row_labels, path, title: str = "",
+                      blocks: int | None = None) -> None:
+    """Concepts x methods: per concept one image, then its map for every method.
+
+    Many concepts (CelebA's 40) are laid out in ``blocks`` side-by-side groups of rows.
+    """
+    n, methods = len(inputs), list(maps)
+    blocks = blocks or (2 if n > 12 else 1)
+    rows, per = math.ceil(n / blocks), 1 + len(methods)
+    height = 1.15 * rows + 0.8
+    fig, axes = plt.subplots(rows, per * blocks, figsize=(1.15 * per * blocks + 0.5 * blocks, height),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
+    for i in range(n):
+        r, c0 = i % rows, (i // rows) * per
+        img = inputs[i]
+        axes[r, c0].imshow(img[..., 0] if img.shape[-1] == 1 else img,
+                           cmap="gray" if img.shape[-1] == 1 else None)
+        axes[r, c0].set_ylabel(str(row_labels[i]), fontsize=6.5)
+        for j, method in enumerate(methods):
+            m, lim = clip_map(maps[method][i])
+            axes[r, 1 + c0 + j].imshow(m, cmap="bwr", vmin=-lim, vmax=lim)
+        if r == 0:
+            axes[r, c0].set_title("input", fontsize=7)
+            for j, method in enumerate(methods):
+                axes[r, 1 + c0 + j].set_title(method.replace("_", "\n"), fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))
+    save_figure(fig, path, dpi=90)

@@ -18,7 +18,7 @@ def summary_figure(*, samples: str, vectors: str, maps: list, figure: str, rank:
     from ..concepts import read_concepts
     from ..data.samples import SampleStore
     from ..errors import ConfigError
-    from ..rendering import plot_image_maps
+    from ..rendering import plot_concept_grid
 
     if rank > top_k:
         raise ConfigError(f"config key 'explain.summary_rank': {rank} is more than 'explain.top_k' "
@@ -32,13 +32,13 @@ def summary_figure(*, samples: str, vectors: str, maps: list, figure: str, rank:
         ranked = [j for j, i in enumerate(chosen) if cs.positives[k][i]] or [0]
         j = ranked[min(rank, len(ranked)) - 1]  # position among the maps of this concept
         rows.append(int(chosen[j]))
-        labels.append(f"{name}\n{cs.ids[chosen[j]]} (#{j + 1})")
+        labels.append(f"{name}\n{cs.ids[chosen[j]]} (rank {j + 1})")
         for path in maps:
             r = read_maps(path, name)
             per_method.setdefault(r["method"], []).append(r["maps"][j])
     with SampleStore(samples) as store:
         x = store.read(np.asarray(rows))
-    plot_image_maps(x, {m: np.stack(v) for m, v in per_method.items()}, labels, figure,
-                    title=f"concept saliency maps: {len(cs.names)} concepts x {len(per_method)} methods")
+    plot_concept_grid(x, {m: np.stack(v) for m, v in per_method.items()}, labels, figure,
+                      title=f"concept saliency maps: {len(cs.names)} concepts x {len(per_method)} methods")
     prov.write(figure, "csm.figure")
     log.info("summary of %d concepts x %d methods", len(cs.names), len(per_method))
