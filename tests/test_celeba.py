@@ -231,7 +231,10 @@ def test_the_official_partition_gives_the_split(tmp_path, small_source):
 
 
 def test_parallel_packing_equals_serial_packing(tmp_path, celeba):
-    args = (celeba / "img_align_celeba_89x109.zip", celeba / "list_attr_celeba.txt",
+    official = (celeba / "list_attr_celeba.txt").read_text().splitlines()
+    attrs = tmp_path / "list_attr_celeba.txt"  # the official format, first 1,000 rows
+    attrs.write_text("\n".join(["1000"] + official[1:1002]) + "\n")
+    args = (celeba / "img_align_celeba_89x109.zip", attrs,
             celeba / "list_landmarks_align_celeba_000001-010000.csv")
     for workers in (1, 2):
         C.crop_and_pack(*args, tmp_path / f"w{workers}.h5", tmp_path / f"r{workers}.txt",
