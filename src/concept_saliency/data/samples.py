@@ -152,11 +152,12 @@ class SampleAppender:
 @contextlib.contextmanager
 def append_sample_store(path: str | os.PathLike, sample_shape: Sequence[int], dtype,
                         label_names: Sequence[str] | None = None, attrs: dict | None = None,
-                        chunk_samples: int = 256):
+                        chunk_samples: int = 256, compression: str | None = "lzf"):
     """Create ``samples.h5`` atomically when the number of samples is not known in advance.
 
     Yields a :class:`SampleAppender`; call ``append`` per block and ``finish(split)``
-    before the block ends, else nothing is written.
+    before the block ends, else nothing is written. ``compression`` applies to uint8
+    images (``None`` where it gains little, e.g. pixels decoded from JPEG).
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.uint8, np.float32):
@@ -165,7 +166,7 @@ def append_sample_store(path: str | os.PathLike, sample_shape: Sequence[int], dt
         x = f.create_dataset(
             "x", shape=(0, *sample_shape), maxshape=(None, *sample_shape), dtype=dtype,
             chunks=(chunk_samples, *sample_shape),
-            compression="lzf" if dtype == np.uint8 else None,
+            compression=compression if dtype == np.uint8 else None,
         )
         x.attrs["value_scale"] = 1.0 / 255.0 if dtype == np.uint8 else 1.0
         for key, value in (attrs or {}).items():
