@@ -12,7 +12,9 @@ try:
     }
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
-DOWNLOADS = {(ds, f): spec for ds, c in CELEBA.items() for f, spec in c.downloads.items()}
+DOWNLOADS = {
+    (ds, f): spec for ds, c in CELEBA.items() for f, spec in c.downloads.items()
+}
 
 
 def celeba_cfg(wc):
@@ -30,18 +32,18 @@ def celeba_inputs(wc):
 rule download_celeba:
     output:
         file=f"{R}/{{dataset}}/raw/{{file}}",
+    log:
+        f"{R}/{{dataset}}/logs/download_{{file}}.log",
     wildcard_constraints:
         dataset=_alternatives(sorted({d for d, _ in DOWNLOADS})),
         file=_alternatives(sorted({f for _, f in DOWNLOADS})),
+    conda:
+        "../../envs/concept-saliency.yaml"
     params:
         url=lambda wc: celeba_download(wc)["url"],
         checksum=lambda wc: celeba_download(wc)["checksum"],
         retries=lambda wc: celeba_cfg(wc)["retries"],
         backoff=lambda wc: celeba_cfg(wc)["backoff"],
-    log:
-        f"{R}/{{dataset}}/logs/download_{{file}}.log",
-    conda:
-        "../../envs/concept-saliency.yaml"
     script:
         "../scripts/download_celeba.py"
 
@@ -53,21 +55,21 @@ rule crop_pack:
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         report=f"{R}/{{dataset}}/data/crop_pack_report.txt",
+    log:
+        f"{R}/{{dataset}}/logs/crop_pack.log",
     wildcard_constraints:
         dataset=_alternatives(CELEBA_DATASETS),
+    conda:
+        "../../envs/concept-saliency.yaml"
+    threads: config["threads"]["crop_pack"]
+    resources:
+        mem_mb=2000,
     params:
         image_size=lambda wc: dataset(wc)["image_size"],
         validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
         seed=config["seed"],
         limit=lambda wc: celeba_cfg(wc)["limit"],
         max_bad_fraction=lambda wc: celeba_cfg(wc)["max_bad_fraction"],
-    threads: config["threads"]["crop_pack"]
-    resources:
-        mem_mb=2000,
-    log:
-        f"{R}/{{dataset}}/logs/crop_pack.log",
-    conda:
-        "../../envs/concept-saliency.yaml"
     script:
         "../scripts/crop_pack.py"
 
@@ -84,14 +86,18 @@ rule summary_figure:
             caption="../report/summary.rst",
             category="{dataset}",
             subcategory="{model}: concept maps",
-            labels={"dataset": "{dataset}", "model": "{model}", "concept": "all (summary)"},
+            labels={
+                "dataset": "{dataset}",
+                "model": "{model}",
+                "concept": "all (summary)",
+            },
         ),
-    params:
-        rank=lambda wc: dataset(wc)["explain"]["summary_rank"],
-        top_k=lambda wc: dataset(wc)["explain"]["top_k"],
     log:
         f"{R}/{{dataset}}/{{model}}/logs/summary_figure.log",
     conda:
         "../../envs/concept-saliency.yaml"
+    params:
+        rank=lambda wc: dataset(wc)["explain"]["summary_rank"],
+        top_k=lambda wc: dataset(wc)["explain"]["top_k"],
     script:
         "../scripts/summary_figure.py"
