@@ -4,7 +4,6 @@ download served from a real HTTP server on loopback."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import shutil
 import zipfile
@@ -378,7 +377,3 @@ def test_shipped_celeba_configs_are_valid():
                 "list_eval_partition.txt": "md5:d32c9cbf5e040fd4025c592c306e6668"}
     got = {f["name"]: f["checksum"] for f in paper["source"]["celeba"]["download"].values()}
     assert got == official
-
-
-def md5(path: Path) -> str:
-    return "md5:" + hashlib.md5(path.read_bytes()).hexdigest()
