@@ -13,7 +13,9 @@ from concept_saliency.model import (PRESETS, build_vae, check_input_shape, get_p
 def test_paper_celeba_preset_is_the_papers_architecture():
     p = get_preset("paper-celeba")
     assert p.conv_filters == (64, 128, 256, 512, 1024) and p.conv_kernels == (5, 5, 5, 5, 2)
-    assert p.dense_units == (512,) and p.latent_dim == 400 and p.kl_weight == 5e-4
+    assert p.dense_units == (512,) and p.latent_dim == 400 and p.layout == "brocki2019"
+    # the notebook's 5e-4 * mean over latent dims of (mu^2 + var - 1 - log var) = this * KL
+    assert p.kl_weight == pytest.approx(2 * 5e-4 / 400)
     mob = get_preset("paper-mob")
     assert mob.conv_filters == (16, 32, 64) and mob.dense_units == (256, 256)
     assert mob.latent_dim == 20 and mob.kl_weight == 0.5e-4 and mob.learning_rate == 5e-4

@@ -12,7 +12,7 @@ from pathlib import Path
 from .errors import ConfigError
 
 SOURCES_BY_TYPE = {
-    "images": ("synthetic_shapes", "image_folder"),
+    "images": ("synthetic_shapes", "image_folder", "celeba"),
     "spatial": ("synthetic_tissue", "st_counts", "anndata"),
 }
 
@@ -51,6 +51,10 @@ def available_attributes(name: str, dataset: dict) -> list[str]:
         return list(SHAPE_ATTRIBUTES)
     if kind == "image_folder":
         return table_attributes(dataset["source"]["image_folder"]["labels"])
+    if kind == "celeba":  # fixed, so the DAG is known before anything is downloaded
+        from .data.celeba import ATTRIBUTES
+
+        return list(ATTRIBUTES)
     return []
 
 

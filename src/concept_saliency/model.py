@@ -33,6 +33,11 @@ class ArchitecturePreset:
     kl_weight: float
     learning_rate: float
     description: str = ""
+    #: "csm": Conv -> BN -> ReLU blocks, decoder mirrors with a transposed-conv output.
+    #: "brocki2019": the layout of the paper's CelebA notebook: Conv(ReLU) -> BN blocks,
+    #: Dense(ReLU) -> BN; decoder Dense(ReLU) -> BN, one transposed conv (ReLU) -> BN per
+    #: encoder conv (same filters, reversed), then a stride-1 Conv2D with sigmoid output.
+    layout: str = "csm"
 
     @property
     def downsampling(self) -> int:
@@ -43,20 +48,33 @@ class ArchitecturePreset:
         return asdict(self)
 
 
+def paper_kl_weight(weight: float, latent_dim: int) -> float:
+    """The paper's KL weight as a weight on the standard KL divergence.
+
+    The CelebA notebook's loss is ``BCE (mean over pixels) + weight * mean over latent
+    dimensions of (mu^2 + exp(log_var) - 1 - log_var)``; the standard KL term
+    (``0.5 * sum`` over dimensions) times ``2 * weight / latent_dim`` is the same.
+    """
+    return 2.0 * weight / latent_dim
+
+
 PRESETS: dict[str, ArchitecturePreset] = {
     p.name: p
     for p in [
         ArchitecturePreset(
-            "paper-celeba", (64, 128, 256, 512, 1024), (5, 5, 5, 5, 2), (512,), 400, 5e-4, 1e-3,
-            "Brocki & Chung's CelebA VAE: 128x128 RGB, latent 400",
+            "paper-celeba", (64, 128, 256, 512, 1024), (5, 5, 5, 5, 2), (512,), 400,
+            paper_kl_weight(5e-4, 400), 1e-3,
+            "Brocki & Chung's CelebA VAE: 128x128 RGB, latent 400", layout="brocki2019",
         ),
         ArchitecturePreset(
-            "celeba-64", (32, 64, 128, 256, 512), (5, 5, 5, 5, 2), (256,), 128, 5e-4, 1e-3,
-            "the paper's structure at half width for 64x64 inputs on CPU",
+            "celeba-64", (16, 32, 64, 128, 256), (5, 5, 5, 5, 2), (256,), 128,
+            paper_kl_weight(5e-4, 128), 1e-3,
+            "the paper's structure at quarter width for 64x64 inputs on CPU", layout="brocki2019",
         ),
         ArchitecturePreset(
-            "celeba-32", (32, 64, 128, 256), (5, 5, 5, 2), (256,), 64, 5e-4, 1e-3,
-            "the paper's structure for 32x32 inputs (tests, quick runs)",
+            "celeba-32", (32, 64, 128, 256), (5, 5, 5, 2), (256,), 64,
+            paper_kl_weight(5e-4, 64), 1e-3,
+            "the paper's structure for 32x32 inputs (tests, quick runs)", layout="brocki2019",
         ),
         ArchitecturePreset(
             "paper-mob", (16, 32, 64), (4, 4, 4), (256, 256), 20, 0.5e-4, 5e-4,
@@ -91,6 +109,8 @@ def check_input_shape(preset: ArchitecturePreset, input_shape: tuple[int, ...]) 
 
 def build_encoder(preset: ArchitecturePreset, input_shape: tuple[int, ...]) -> keras.Model:
     check_input_shape(preset, input_shape)
+    if preset.layout == "brocki2019":
+        return _brocki2019_encoder(preset, input_shape)
     inputs = keras.Input(shape=input_shape, name="x")
     h = inputs
     for i, (filters, kernel) in enumerate(zip(preset.conv_filters, preset.conv_kernels)):
@@ -106,7 +126,42 @@ def build_encoder(preset: ArchitecturePreset, input_shape: tuple[int, ...]) -> k
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
+def _brocki2019_encoder(preset: ArchitecturePreset, input_shape) -> keras.Model:
+    inputs = keras.Input(shape=input_shape, name="x")
+    h = inputs
+    for i, (filters, kernel) in enumerate(zip(preset.conv_filters, preset.conv_kernels)):
+        h = layers.Conv2D(filters, kernel, strides=2, padding="same", name=f"enc_conv{i + 1}")(h)
+        h = layers.ReLU(name=f"enc_relu{i + 1}")(h)
+        h = layers.BatchNormalization(name=f"enc_bn{i + 1}")(h)
+    h = layers.Flatten(name="enc_flatten")(h)
+    for i, units in enumerate(preset.dense_units):
+        h = layers.Dense(units, name=f"enc_dense{i + 1}")(h)
+        h = layers.ReLU(name=f"enc_dense_relu{i + 1}")(h)
+        h = layers.BatchNormalization(name=f"enc_dense_bn{i + 1}")(h)
+    z_mean = layers.Dense(preset.latent_dim, name="z_mean")(h)
+    z_log_var = layers.Dense(preset.latent_dim, name="z_log_var")(h)
+    return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+
+
+def _brocki2019_decoder(preset: ArchitecturePreset, output_shape) -> keras.Model:
+    h_out, w_out, channels = output_shape
+    h0, w0 = h_out // preset.downsampling, w_out // preset.downsampling
+    inputs = keras.Input(shape=(preset.latent_dim,), name="z")
+    h = layers.Dense(h0 * w0 * preset.conv_filters[-1], activation="relu", name="dec_project")(inputs)
+    h = layers.Reshape((h0, w0, preset.conv_filters[-1]), name="dec_reshape")(h)
+    h = layers.BatchNormalization(name="dec_bn0")(h)
+    for i, (f, k) in enumerate(zip(reversed(preset.conv_filters), reversed(preset.conv_kernels))):
+        h = layers.Conv2DTranspose(f, k, strides=2, padding="same", name=f"dec_deconv{i + 1}")(h)
+        h = layers.ReLU(name=f"dec_relu{i + 1}")(h)
+        h = layers.BatchNormalization(name=f"dec_bn{i + 1}")(h)
+    outputs = layers.Conv2D(channels, preset.conv_kernels[0], padding="same", activation="sigmoid",
+                            name="reconstruction")(h)
+    return keras.Model(inputs, outputs, name="decoder")
+
+
 def build_decoder(preset: ArchitecturePreset, output_shape: tuple[int, ...]) -> keras.Model:
+    if preset.layout == "brocki2019":
+        return _brocki2019_decoder(preset, output_shape)
     h_out, w_out, channels = output_shape
     down = preset.downsampling
     h0, w0 = h_out // down, w_out // down

@@ -67,13 +67,14 @@ def plot_score_histograms(scores, positives, names, aurocs, path, title: str = "
             continue
         s, p = np.asarray(scores[i]), np.asarray(positives[i], dtype=bool)
         bins = np.histogram_bin_edges(s, bins=30)
-        ax.hist(s[~p], bins=bins, alpha=0.6, label="without", color="tab:blue")
-        ax.hist(s[p], bins=bins, alpha=0.6, label="with", color="tab:red")
+        # densities: a rare concept's few positives stay visible beside the many negatives
+        ax.hist(s[~p], bins=bins, alpha=0.6, label="without", color="tab:blue", density=True)
+        ax.hist(s[p], bins=bins, alpha=0.6, label="with", color="tab:red", density=True)
         ax.set_title(f"{names[i]}  AUROC {aurocs[i]:.2f}", fontsize=8)
         ax.tick_params(labelsize=6)
     axes.flat[0].legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (2.2 * rows)))  # room for the title
     save_figure(fig, path)
 
 
@@ -182,3 +183,37 @@ def plot_evaluation(randomisation, curves, path, threshold: float = 0.5, title: 
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_concept_grid(inputs, maps: dict, row_labels, path, title: str = "",
+                      blocks: int | None = None) -> None:
+    """Concepts x methods: per concept one image, then its map for every method.
+
+    Many concepts (CelebA's 40) are laid out in ``blocks`` side-by-side groups of rows.
+    """
+    n, methods = len(inputs), list(maps)
+    blocks = blocks or (2 if n > 12 else 1)
+    rows, per = math.ceil(n / blocks), 1 + len(methods)
+    height = 1.15 * rows + 0.8
+    fig, axes = plt.subplots(rows, per * blocks, figsize=(1.15 * per * blocks + 0.5 * blocks, height),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
+    for i in range(n):
+        r, c0 = i % rows, (i // rows) * per
+        img = inputs[i]
+        axes[r, c0].imshow(img[..., 0] if img.shape[-1] == 1 else img,
+                           cmap="gray" if img.shape[-1] == 1 else None)
+        axes[r, c0].set_ylabel(str(row_labels[i]), fontsize=6.5)
+        for j, method in enumerate(methods):
+            m, lim = clip_map(maps[method][i])
+            axes[r, 1 + c0 + j].imshow(m, cmap="bwr", vmin=-lim, vmax=lim)
+        if r == 0:
+            axes[r, c0].set_title("input", fontsize=7)
+            for j, method in enumerate(methods):
+                axes[r, 1 + c0 + j].set_title(method.replace("_", "\n"), fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))
+    save_figure(fig, path, dpi=90)

@@ -22,6 +22,7 @@ R = config["results"]
 DATASETS = config["datasets"]
 IMAGE_DATASETS = [d for d, c in DATASETS.items() if c["type"] == "images"]
 SPATIAL_DATASETS = [d for d, c in DATASETS.items() if c["type"] == "spatial"]
+CELEBA_DATASETS = [d for d in IMAGE_DATASETS if source_kind(d, DATASETS[d]) == "celeba"]
 
 
 def _alternatives(names):
@@ -111,6 +112,8 @@ def all_targets():
             targets += expand(f"{base}/figures/{{concept}}.png", concept=CONCEPTS[ds])
             if ds in SPATIAL_DATASETS:
                 targets.append(f"{base}/maps.h5ad")
+            if ds in CELEBA_DATASETS:
+                targets.append(f"{base}/summary/concept_maps.png")
             if cfg.get("groundtruth"):
                 targets += [f"{base}/evaluation/groundtruth.tsv", f"{base}/evaluation/groundtruth.png"]
     return targets

@@ -33,7 +33,7 @@ rule prepare_images:
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
     wildcard_constraints:
-        dataset=_alternatives(IMAGE_DATASETS),
+        dataset=_alternatives([d for d in IMAGE_DATASETS if d not in CELEBA_DATASETS]),
     params:
         image_size=lambda wc: dataset(wc)["image_size"],
         validation_fraction=lambda wc: dataset(wc)["validation_fraction"],

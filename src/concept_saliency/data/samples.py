@@ -85,6 +85,98 @@ def create_sample_store(
         yield x
 
 
+class SampleAppender:
+    """Appends samples to a store whose size is not known up front (see :func:`append_sample_store`).
+
+    Rows are buffered until a whole HDF5 chunk is ready, so every write fills
+    whole chunks; memory holds at most one chunk plus the block being appended.
+    """
+
+    def __init__(self, x, label_names: Sequence[str] | None):
+        self.x = x
+        self.label_names = list(label_names) if label_names else None
+        self.ids: list[str] = []
+        self._labels: list[np.ndarray] = []
+        self._pending: list[np.ndarray] = []
+        self._n_pending = 0
+        self.finished = False
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def append(self, x: np.ndarray, ids: Sequence[str], labels: np.ndarray | None = None) -> None:
+        if len(x) != len(ids):
+            raise ValueError("one id per sample")
+        if (labels is None) != (self.label_names is None):
+            raise ValueError("give labels exactly when the store has label names")
+        if not len(x):
+            return
+        self._pending.append(np.asarray(x, dtype=self.x.dtype))
+        self._n_pending += len(x)
+        self.ids += list(ids)
+        if labels is not None:
+            self._labels.append(np.asarray(labels, dtype=np.int8))
+        chunk = self.x.chunks[0]
+        if self._n_pending >= chunk:
+            self._flush(self._n_pending - self._n_pending % chunk)
+
+    def _flush(self, n: int) -> None:
+        if not n:
+            return
+        rows = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        start = self.x.shape[0]
+        self.x.resize(start + n, axis=0)
+        self.x[start:start + n] = rows[:n]
+        rest = rows[n:]
+        self._pending = [rest] if len(rest) else []
+        self._n_pending = len(rest)
+
+    def finish(self, split: np.ndarray) -> None:
+        """Write the remaining rows, the ids, the split (one per appended sample) and the labels."""
+        self._flush(self._n_pending)
+        f = self.x.file
+        split = np.asarray(split, dtype=np.int8)
+        if split.shape != (len(self.ids),):
+            raise ValueError("split must have one entry per appended sample")
+        f.create_dataset("ids", data=np.asarray(self.ids, dtype=object), dtype=_str_dtype())
+        f.create_dataset("split", data=split)
+        if self.label_names is not None:
+            labels = (np.concatenate(self._labels) if self._labels
+                      else np.zeros((0, len(self.label_names)), np.int8))
+            f.create_dataset("labels", data=labels)
+            f.create_dataset("label_names", data=np.asarray(self.label_names, dtype=object),
+                             dtype=_str_dtype())
+        self.finished = True
+
+
+@contextlib.contextmanager
+def append_sample_store(path: str | os.PathLike, sample_shape: Sequence[int], dtype,
+                        label_names: Sequence[str] | None = None, attrs: dict | None = None,
+                        chunk_samples: int = 256, compression: str | None = "lzf"):
+    """Create ``samples.h5`` atomically when the number of samples is not known in advance.
+
+    Yields a :class:`SampleAppender`; call ``append`` per block and ``finish(split)``
+    before the block ends, else nothing is written. ``compression`` applies to uint8
+    images (``None`` where it gains little, e.g. pixels decoded from JPEG).
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.uint8, np.float32):
+        raise ValueError("samples must be uint8 images or float32 values in [0, 1]")
+    with create_h5(path, FORMAT) as f:
+        x = f.create_dataset(
+            "x", shape=(0, *sample_shape), maxshape=(None, *sample_shape), dtype=dtype,
+            chunks=(chunk_samples, *sample_shape),
+            compression=compression if dtype == np.uint8 else None,
+        )
+        x.attrs["value_scale"] = 1.0 / 255.0 if dtype == np.uint8 else 1.0
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+        writer = SampleAppender(x, label_names)
+        yield writer
+        if not writer.finished:
+            raise ValueError("append_sample_store: finish(split) was not called")
+
+
 def write_samples(path, x: np.ndarray, ids, split, labels=None, label_names=None, attrs=None):
     """Write a whole in-memory array as a sample store."""
     with create_sample_store(path, len(x), x.shape[1:], x.dtype, ids, split,

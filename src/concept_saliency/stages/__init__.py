@@ -14,6 +14,7 @@ Python with the same arguments.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import time
@@ -46,6 +47,8 @@ def run_stage(fn: Callable, *, log_file: str | None = None, backend: str = "tens
         from ..backend import use_backend
 
         use_backend(backend, threads)
+        if threads and "threads" in inspect.signature(fn).parameters:
+            kwargs["threads"] = threads  # stages that parallelise themselves (crop_pack)
         t0 = time.time()
         log.info("stage %s: start", fn.__name__)
         result = fn(**kwargs)
@@ -66,8 +69,6 @@ def run_from_snakemake(smk, fn: Callable) -> Any:
     kwargs: dict[str, Any] = {}
     for group in (smk.input, smk.output, smk.params):
         kwargs.update({k: v for k, v in group.items() if k != "code"})
-    if "threads" in fn.__code__.co_varnames[: fn.__code__.co_argcount + fn.__code__.co_kwonlyargcount]:
-        kwargs["threads"] = smk.threads
     log_file = smk.log[0] if len(smk.log) else None
     return run_stage(fn, log_file=log_file, backend=smk.config.get("backend", "tensorflow"),
                      threads=smk.threads, **kwargs)

@@ -1,0 +1,103 @@
+# CelebA: download the official files (or use a copy the user has), crop every image with
+# its landmarks as the paper did and pack them into results/<dataset>/data/samples.h5; the
+# train, encode, concepts, saliency and render rules then run unchanged. Plus one summary
+# figure of attributes x methods.
+
+from concept_saliency.data.celeba import resolve_source
+
+try:
+    CELEBA = {
+        ds: resolve_source(ds, DATASETS[ds]["source"]["celeba"], f"{R}/{ds}/raw")
+        for ds in CELEBA_DATASETS
+    }
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+CELEBA_DOWNLOADS = {
+    (ds, f): spec for ds, c in CELEBA.items() for f, spec in c.downloads.items()
+}
+
+
+def celeba_cfg(wc):
+    return dataset(wc)["source"]["celeba"]
+
+
+def celeba_download(wc):
+    return CELEBA_DOWNLOADS[(wc.dataset, wc.file)]
+
+
+def celeba_inputs(wc):
+    return CELEBA[wc.dataset].inputs
+
+
+rule download_celeba:
+    output:
+        file=f"{R}/{{dataset}}/raw/{{file}}",
+    log:
+        f"{R}/{{dataset}}/logs/download_{{file}}.log",
+    wildcard_constraints:
+        dataset=_alternatives(sorted({d for d, _ in CELEBA_DOWNLOADS})),
+        file=_alternatives(sorted({f for _, f in CELEBA_DOWNLOADS})),
+    conda:
+        "../../envs/concept-saliency.yaml"
+    params:
+        url=lambda wc: celeba_download(wc)["url"],
+        checksum=lambda wc: celeba_download(wc)["checksum"],
+        retries=lambda wc: celeba_cfg(wc)["retries"],
+        backoff=lambda wc: celeba_cfg(wc)["backoff"],
+    script:
+        "../scripts/download_celeba.py"
+
+
+rule crop_pack:
+    input:
+        unpack(celeba_inputs),
+        code=library("stages/crop_pack.py", "data/celeba.py", "data/samples.py"),
+    output:
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+        report=f"{R}/{{dataset}}/data/crop_pack_report.txt",
+    log:
+        f"{R}/{{dataset}}/logs/crop_pack.log",
+    wildcard_constraints:
+        dataset=_alternatives(CELEBA_DATASETS),
+    conda:
+        "../../envs/concept-saliency.yaml"
+    threads: config["threads"]["crop_pack"]
+    resources:
+        mem_mb=2000,
+    params:
+        image_size=lambda wc: dataset(wc)["image_size"],
+        validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
+        seed=config["seed"],
+        limit=lambda wc: celeba_cfg(wc)["limit"],
+        max_bad_fraction=lambda wc: celeba_cfg(wc)["max_bad_fraction"],
+    script:
+        "../scripts/crop_pack.py"
+
+
+rule summary_figure:
+    input:
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+        vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        maps=maps_of,
+        code=library("stages/summary_figure.py", "rendering.py"),
+    output:
+        figure=report(
+            f"{R}/{{dataset}}/{{model}}/summary/concept_maps.png",
+            caption="../report/summary.rst",
+            category="{dataset}",
+            subcategory="{model}: concept maps",
+            labels={
+                "dataset": "{dataset}",
+                "model": "{model}",
+                "concept": "all (summary)",
+            },
+        ),
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/summary_figure.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    params:
+        rank=lambda wc: dataset(wc)["explain"]["summary_rank"],
+        top_k=lambda wc: dataset(wc)["explain"]["top_k"],
+    script:
+        "../scripts/summary_figure.py"
