@@ -78,6 +78,7 @@ def slurm_profile(dest: Path) -> Path:
         res.update(slurm_partition="main", mem_mb=1500, runtime=30, cpus_per_task=1)
         res.pop("gpu", None)
     profile["jobs"] = 2
+    profile["cores"] = 2  # this node's CPUs: grouped figures run two at a time
     profile["retries"] = 0
     profile["latency-wait"] = 5
     dest.mkdir(parents=True)
@@ -105,13 +106,16 @@ def test_demo_through_slurm_equals_a_local_run(cluster, tmp_path):
 
     # every job but the local target rule 'all' ran as a SLURM job: one slurm log per job,
     # named by its SLURM job id, and each id submitted to and completed by slurmctld
-    # (its own log: squeue forgets finished jobs after MinJobAge)
+    # (its own log: squeue forgets finished jobs after MinJobAge); the three figures ran as
+    # one group job (group "render", 10 per job)
     logs = list((remote / ".snakemake" / "slurm_logs").rglob("*.log"))
     per_rule = {}
     for log in logs:
         rule = log.relative_to(remote / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
         per_rule[rule] = per_rule.get(rule, 0) + 1
     expected.pop("all")
+    assert expected.pop("render") == 3
+    expected["group_render_render"] = 1
     assert per_rule == expected
     job_ids = {log.stem for log in logs}
     assert all(j.isdigit() for j in job_ids)

@@ -177,7 +177,7 @@ def test_asking_for_one_artifact_builds_only_what_it_needs(tmp_path):
     # the tissue chain for one concept (its figure draws on maps.h5ad): no shapes job,
     # no other figure, no evaluation
     assert jobs == {"generate_tissue": 1, "prepare_spatial": 1, "train": 1, "encode": 1,
-                    "concepts": 1, "saliency": 5, "spatial_maps": 1, "render": 1}, jobs
+                    "concepts": 1, "saliency": 7, "spatial_maps": 1, "render": 1}, jobs
 
 
 def test_evaluation_scores_every_method_and_flags_insensitive_ones(demo):
