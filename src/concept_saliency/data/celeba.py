@@ -194,7 +194,7 @@ def _read_table(path, what: str, columns: Sequence[str] | None, header_lines: in
         numeric = values.to_numpy(dtype=np.int64)
     else:  # find the first value that is not an integer, to say where it is
         coerced = values.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(coerced) | (coerced != np.round(coerced))
+        bad = ~np.isfinite(coerced) | (coerced != np.round(coerced))  # inf is no integer either
         if bad.any():
             row, col = np.argwhere(bad)[0]
             raise InputDataError(
@@ -236,8 +236,23 @@ def read_attributes(path) -> Table:
 
 
 def read_landmarks(path) -> Table:
-    """The five aligned landmarks per image (x, y in the 178x218 aligned images)."""
-    return _read_table(path, "landmark", LANDMARKS, header_lines=2)
+    """The five aligned landmarks per image (x, y in the 178x218 aligned images).
+
+    A coordinate outside the aligned image is an error (naming its line and column):
+    the crop it gives would not be the paper's, or would lie outside the image.
+    """
+    t = _read_table(path, "landmark", LANDMARKS, header_lines=2)
+    limits = np.array([ALIGNED_SIZE[0] if c.endswith("_x") else ALIGNED_SIZE[1] for c in t.columns])
+    bad = (t.values < 0) | (t.values > limits)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        first_data_line = 2 if "," in _first_line(path) else 3
+        raise InputDataError(
+            f"{path}: line {row + first_data_line}, column '{t.columns[col]}': {t.values[row, col]} "
+            f"is outside the {ALIGNED_SIZE[0]}x{ALIGNED_SIZE[1]} aligned image the landmarks refer "
+            f"to; fix or remove the row (landmarks are for the official aligned images)"
+        )
+    return t
 
 
 def read_partition(path) -> Table:
@@ -478,7 +493,8 @@ def crop_and_pack(images, attributes, landmarks, out_path, report_path, *, image
                 "seconds": round(time.time() - t0, 2)}
 
     def fail() -> None:
-        write_report(report_path, summary(0), problems)
+        # No report file: it is an output of the stage, which a failed job does not leave
+        # behind (Snakemake removes it); every bad image is in the stage's log instead.
         kinds = {k: sum(1 for p in problems if p[1] == k) for k in PROBLEMS}
         found = ", ".join(f"{n} {k}" for k, n in kinds.items() if n)
         examples = "; ".join(f"{i}: {p}" + (f" ({d})" if d else "") for i, p, d in problems[:3])
@@ -486,8 +502,9 @@ def crop_and_pack(images, attributes, landmarks, out_path, report_path, *, image
             log.error("bad image %s: %s %s", i, p, d)
         raise InputDataError(
             f"{images}: too many bad images: {found} of {len(expected)} (more than "
-            f"max_bad_fraction={max_bad_fraction}); e.g. {examples}. See {report_path}; fix the "
-            f"files, or raise 'max_bad_fraction' in the dataset's celeba source."
+            f"max_bad_fraction={max_bad_fraction}); e.g. {examples}. Every bad image is listed in "
+            f"the stage's log; fix the files, or raise 'max_bad_fraction' in the dataset's celeba "
+            f"source."
         )
 
     if len(problems) > allowed:
@@ -525,7 +542,10 @@ def crop_and_pack(images, attributes, landmarks, out_path, report_path, *, image
         else:
             split = assign_split(len(kept), validation_fraction, seed)
         if not kept:
-            raise InputDataError(f"{images}: no image could be packed; see {report_path}")
+            for i, p, d in problems[:1000]:
+                log.error("bad image %s: %s %s", i, p, d)
+            raise InputDataError(f"{images}: no image could be packed (every one is bad; they are "
+                                 f"listed in the stage's log)")
         store.finish(split)
     result = summary(len(kept))
     write_report(report_path, result, problems)
