@@ -86,7 +86,7 @@ def read_st_counts(path: str | os.PathLike):
         row, col = np.argwhere(np.asarray(mask))[0]
         value = df.iat[row, col]
         return (f"{path}: line {row + 2}, spot '{df.index[row]}', gene '{df.columns[col]}': "
-                f"{value!r if isinstance(value, str) else value}")
+                f"{repr(value) if isinstance(value, str) else value}")
 
     if all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes):
         numeric = df
