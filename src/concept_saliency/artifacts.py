@@ -170,6 +170,27 @@ def open_h5(path: str | os.PathLike, fmt: str):
     return f
 
 
+def numeric_dataset(f, name: str, path: str | os.PathLike | None = None):
+    """Dataset ``name`` of an open HDF5 artifact, checked to hold numbers.
+
+    Object, string, opaque or reference data where numbers belong is refused: this
+    package never turns stored objects into Python objects (no pickle, ever), and a
+    file holding them was not written by it.
+    """
+    import h5py
+
+    where = path if path is not None else f.filename
+    item = f.get(name)
+    if item is None:
+        raise ArtifactError(f"{where}: no dataset '{name}'; the file is damaged or not an artifact "
+                            f"of this workflow. Delete it and rerun the stage that makes it.")
+    if not isinstance(item, h5py.Dataset) or item.dtype.kind not in "biuf":
+        what = "a group" if not isinstance(item, h5py.Dataset) else f"{item.dtype} values"
+        raise ArtifactError(f"{where}: dataset '{name}' holds {what}, not numbers; objects are never "
+                            f"loaded. Delete the file and rerun the stage that makes it.")
+    return item
+
+
 def check_provenance_format(path: str | os.PathLike, fmt: str) -> dict:
     """Check the format recorded in the provenance record of a non-HDF5 artifact."""
     path = Path(path)
