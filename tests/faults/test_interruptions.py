@@ -25,7 +25,7 @@ from concept_saliency.errors import UserError
 from .helpers import assert_no_partial_artifacts, expect_user_error
 
 REPO = Path(__file__).resolve().parents[2]
-EPOCHS = 5
+EPOCHS = 4
 
 TRAIN = """
 import sys
@@ -42,14 +42,14 @@ run_stage(train, log_file=base + "/logs/train.log", threads=1, samples=sys.argv[
 
 @pytest.fixture
 def shapes(tmp_path):
-    """A sample store of 640 synthetic 32x32 scenes (about a second per epoch on one core)."""
+    """A sample store of 320 synthetic 32x32 scenes (a fraction of a second per epoch)."""
     from concept_saliency.artifacts import Provenance
     from concept_saliency.data.samples import assign_split, write_samples
     from concept_saliency.data.synthetic import make_shapes
 
-    data = make_shapes(640, size=32, seed=0)
+    data = make_shapes(320, size=32, seed=0)
     path = tmp_path / "results" / "shapes" / "data" / "samples.h5"
-    write_samples(path, data.images, data.ids, assign_split(640, 0.2, 0), data.labels, data.names)
+    write_samples(path, data.images, data.ids, assign_split(320, 0.2, 0), data.labels, data.names)
     Provenance("test").write(path, "csm.samples")
     return path
 
@@ -105,7 +105,7 @@ def test_kill_9_mid_epoch_then_rerun_resumes_without_repeating_epochs(shapes, tm
     encode(samples=str(shapes), encoder=str(base / "model" / "encoder.keras"),
            latents=str(base / "latents.h5"))
     z = read_latents(base / "latents.h5").z
-    assert z.shape == (640, 16) and np.isfinite(z).all() and z.std() > 0
+    assert z.shape == (320, 16) and np.isfinite(z).all() and z.std() > 0
     assert_no_partial_artifacts(tmp_path / "results")
 
 
