@@ -158,3 +158,26 @@ def test_nan_samples_give_a_clear_error_not_nan_latents(work):
                       samples=str(work["samples"]), encoder=str(work["good"]), latents=str(latents))
     assert not latents.exists()
     assert_no_partial_artifacts(work["root"])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zeroed", "untagged"])
+def test_a_damaged_intermediate_store_is_refused_with_what_to_do(work, damage):
+    """A samples.h5 cut short (a disk full, a copy interrupted), overwritten, or not ours."""
+    import h5py
+
+    from concept_saliency.errors import ArtifactError
+    from concept_saliency.stages.encode import encode
+
+    path = work["samples"]
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 3])
+    elif damage == "zeroed":
+        path.write_bytes(bytes(len(data)))
+    else:
+        with h5py.File(path, "w") as f:
+            f.create_dataset("x", data=np.zeros((2, 8, 8, 2), np.float32))
+    latents = work["res"] / "m" / "latents.h5"
+    expect_user_error(encode, str(path), "rerun the stage that makes it", error=ArtifactError,
+                      samples=str(path), encoder=str(work["good"]), latents=str(latents))
+    assert not latents.exists()

@@ -119,3 +119,22 @@ def test_bad_inputs_stop_their_jobs_with_one_line_and_shell_text_in_config_is_da
     log = (results / "mob" / "logs" / "prepare.log").read_text()
     assert "appears twice" in log and "Traceback" not in log
     assert_no_partial_artifacts(results)
+
+
+def test_a_missing_he_image_is_named_before_any_job_runs(work, tmp_path, data_dir):
+    (tmp_path / "align.txt").write_text("290 0 0 0 291.5 0 -290 -291 1\n")
+    config = {
+        "saliency": {"methods": {"vanilla_gradient": {}}},
+        "datasets": {"mob": {
+            "type": "spatial",
+            "source": {"st_counts": {"counts": str(data_dir / "mob" / "Rep11_MOB_count_matrix-1.tsv.gz"),
+                                     "transformation": str(tmp_path / "align.txt"),
+                                     "image": str(tmp_path / "HE_Rep11.jpg")}},
+            "models": {"m": {"preset": "paper-mob", "epochs": 1, "batch_size": 8}},
+            "concepts": {"seed_genes": {"penk": "Penk"}}}},
+    }
+    (work / "config" / "bad.yaml").write_text(yaml.safe_dump(config))
+    done = smk(work, "--cores", "1", "--configfile", "config/bad.yaml")
+    assert_clear_failure(done, str(tmp_path / "HE_Rep11.jpg"))
+    assert "Missing input" in done.stdout + done.stderr or "does not exist" in done.stdout + done.stderr
+    assert not (work / "results").exists()
