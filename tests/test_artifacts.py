@@ -85,3 +85,31 @@ def test_directory_checksum_changes_with_content(tmp_path):
     (tmp_path / "b").write_text("22")
     assert artifacts.file_checksum(tmp_path) != first
     assert "2 files" in artifacts.file_checksum(tmp_path)
+
+
+def test_progress_lines_say_done_total_rate_and_eta():
+    import logging
+
+    from concept_saliency.progress import Progress, format_duration
+
+    lines = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("test-progress")
+    logger.addHandler(Keep())
+    logger.setLevel(logging.INFO)
+    now = [0.0]
+    p = Progress("encoded", 1000, "samples", every=30, logger=logger, clock=lambda: now[0])
+    now[0] = 10.0
+    p.update(100)  # 10 s in: not yet a line (every 30 s)
+    assert lines == []
+    now[0] = 40.0
+    p.update(300)  # 400 done in 40 s: 10/s, 600 left -> 60 s
+    assert lines == ["encoded 400/1000 (40%) 10.0 samples/s ETA 1m00s"]
+    now[0] = 45.0
+    p.update(600)  # the last one is always logged
+    assert lines[-1].startswith("encoded 1000/1000 (100%)") and lines[-1].endswith("ETA 0s")
+    assert format_duration(3725) == "1h02m05s"

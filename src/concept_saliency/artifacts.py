@@ -51,7 +51,6 @@ FORMATS: dict[str, int] = {
     "csm.saliency": 1,  # attribution maps of one method for every concept
     "csm.figure": 1,  # PNG figures
     "csm.report": 1,  # text reports
-    "csm.download": 1,  # an external file fetched as is (its record holds URL and checksum)
 }
 
 PROVENANCE_SUFFIX = ".prov.json"

@@ -7,13 +7,13 @@ here the encoder's deterministic mean is used throughout.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .artifacts import create_h5, numeric_dataset, open_h5
 from .data.samples import SampleStore
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 FORMAT = "csm.latents"
@@ -22,20 +22,13 @@ FORMAT = "csm.latents"
 def encode_store(latent, store: SampleStore, batch_size: int = 256) -> np.ndarray:
     """``(N, D)`` float32 latent means, streaming the store block by block."""
     out = None
-    t0 = time.time()
-    last = t0
+    progress = Progress("encoded", len(store), "samples")
     for start, x in store.iter_blocks(batch_size):
         z = np.asarray(latent.predict_on_batch(x), dtype=np.float32)
         if out is None:
             out = np.empty((len(store), z.shape[1]), dtype=np.float32)
         out[start:start + len(z)] = z
-        now = time.time()
-        if now - last > 30:
-            last = now
-            done = start + len(z)
-            rate = done / (now - t0)
-            log.info("encoded %d/%d  %.0f samples/s  ETA %.0fs", done, len(store), rate,
-                     (len(store) - done) / rate)
+        progress.update(len(z))
     return out
 
 

@@ -3,31 +3,6 @@
 # train, encode, concepts, saliency and render rules then run unchanged. Plus one summary
 # figure of attributes x methods.
 
-from concept_saliency.data.celeba import resolve_source
-
-try:
-    CELEBA = {
-        ds: resolve_source(ds, DATASETS[ds]["source"]["celeba"], f"{R}/{ds}/raw")
-        for ds in CELEBA_DATASETS
-    }
-except ConfigError as exc:
-    raise WorkflowError(str(exc)) from None
-CELEBA_DOWNLOADS = {
-    (ds, f): spec for ds, c in CELEBA.items() for f, spec in c.downloads.items()
-}
-
-
-def celeba_cfg(wc):
-    return dataset(wc)["source"]["celeba"]
-
-
-def celeba_download(wc):
-    return CELEBA_DOWNLOADS[(wc.dataset, wc.file)]
-
-
-def celeba_inputs(wc):
-    return CELEBA[wc.dataset].inputs
-
 
 rule download_celeba:
     output:

@@ -7,13 +7,19 @@ import sys
 SRC = os.path.join(workflow.basedir, "src")
 # Scripts (local, conda or cluster jobs) import the library from this checkout.
 sys.path.insert(0, SRC)
-os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+)
 
 from concept_saliency.config import concept_names, source_kind, validate_config
+from concept_saliency.data.celeba import resolve_source
 from concept_saliency.errors import ConfigError
+from concept_saliency.sources import downloads, input_files
 
 try:
-    validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+    validate_config(
+        config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+    )
     CONCEPTS = {ds: concept_names(ds, cfg) for ds, cfg in config["datasets"].items()}
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
@@ -85,14 +91,17 @@ def encoder_of(wc):
 
 def maps_of(wc):
     return expand(
-        f"{R}/{wc.dataset}/{wc.model}/saliency/{{method}}.h5", method=methods_of(wc.dataset)
+        f"{R}/{wc.dataset}/{wc.model}/saliency/{{method}}.h5",
+        method=methods_of(wc.dataset),
     )
 
 
 def grid_of(wc):
     if wc.dataset in SPATIAL_DATASETS:
-        return {"grid": f"{R}/{wc.dataset}/data/grid.h5",
-                "tissue": f"{R}/{wc.dataset}/{wc.model}/maps.h5ad"}
+        return {
+            "grid": f"{R}/{wc.dataset}/data/grid.h5",
+            "tissue": f"{R}/{wc.dataset}/{wc.model}/maps.h5ad",
+        }
     return {}
 
 
@@ -115,5 +124,96 @@ def all_targets():
             if ds in CELEBA_DATASETS:
                 targets.append(f"{base}/summary/concept_maps.png")
             if cfg.get("groundtruth"):
-                targets += [f"{base}/evaluation/groundtruth.tsv", f"{base}/evaluation/groundtruth.png"]
+                targets += [
+                    f"{base}/evaluation/groundtruth.tsv",
+                    f"{base}/evaluation/groundtruth.png",
+                ]
     return targets
+
+
+# --- Inputs of each dataset's first stages (download, crop_pack, prepare_*)
+
+# Files of spatial sources given by URL or with a checksum: (dataset, file name) -> spec.
+SPATIAL_DOWNLOADS = downloads(config)
+
+try:
+    CELEBA = {
+        ds: resolve_source(ds, DATASETS[ds]["source"]["celeba"], f"{R}/{ds}/raw")
+        for ds in CELEBA_DATASETS
+    }
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+CELEBA_DOWNLOADS = {
+    (ds, f): spec for ds, c in CELEBA.items() for f, spec in c.downloads.items()
+}
+
+
+def celeba_cfg(wc):
+    return dataset(wc)["source"]["celeba"]
+
+
+def celeba_download(wc):
+    return CELEBA_DOWNLOADS[(wc.dataset, wc.file)]
+
+
+def celeba_inputs(wc):
+    return CELEBA[wc.dataset].inputs
+
+
+def image_inputs(wc):
+    ds = dataset(wc)
+    if source_kind(wc.dataset, ds) == "synthetic_shapes":
+        base = f"{R}/{wc.dataset}/raw"
+        return {"images": f"{base}/images", "labels": f"{base}/attributes.tsv"}
+    src = ds["source"]["image_folder"]
+    return {"images": src["images"], "labels": src["labels"]}
+
+
+def spatial_files(wc):
+    """The prepare stage's input files of a spatial dataset (st_counts or anndata source)."""
+    return {role: f.path for role, f in input_files(wc.dataset, dataset(wc), R).items()}
+
+
+def spatial_inputs(wc):
+    ds = dataset(wc)
+    if source_kind(wc.dataset, ds) == "synthetic_tissue":
+        base = f"{R}/{wc.dataset}/raw"
+        return {
+            "counts": f"{base}/counts.tsv.gz",
+            "annotation": f"{base}/annotation.tsv",
+        }
+    return spatial_files(wc)
+
+
+def spatial_options(wc):
+    """Options of an anndata source: counts_layer, region_key, library_id."""
+    spec = dataset(wc)["source"].get("anndata")
+    if spec is None:
+        return {}
+    return canonical(
+        {k: spec.get(k) for k in ("counts_layer", "region_key", "library_id")}
+    )
+
+
+def spatial_anndata_of(wc):
+    if wc.dataset in SPATIAL_DATASETS:
+        return {"anndata": f"{R}/{wc.dataset}/data/spatial.h5ad"}
+    return {}
+
+
+# --- Inputs of the evaluation stages
+
+
+def groundtruth_inputs(wc):
+    if wc.dataset in SPATIAL_DATASETS:
+        return {"grid": f"{R}/{wc.dataset}/data/grid.h5"}
+    return {"masks": f"{R}/{wc.dataset}/raw/masks.h5"}
+
+
+def evaluate_inputs(wc):
+    extra = {}
+    if dataset(wc).get("groundtruth"):
+        extra["groundtruth"] = f"{R}/{wc.dataset}/{wc.model}/evaluation/groundtruth.tsv"
+    if wc.dataset in SPATIAL_DATASETS:
+        extra["grid"] = f"{R}/{wc.dataset}/data/grid.h5"
+    return extra

@@ -14,7 +14,11 @@ rule concepts:
             caption="../report/separation.rst",
             category="{dataset}",
             subcategory="{model}: concepts",
-            labels={"dataset": "{dataset}", "model": "{model}", "figure": "AUROC table"},
+            labels={
+                "dataset": "{dataset}",
+                "model": "{model}",
+                "figure": "AUROC table",
+            },
         ),
         groups=f"{R}/{{dataset}}/{{model}}/concepts/groups.tsv",
         histograms=report(
@@ -22,16 +26,20 @@ rule concepts:
             caption="../report/histograms.rst",
             category="{dataset}",
             subcategory="{model}: concepts",
-            labels={"dataset": "{dataset}", "model": "{model}", "figure": "score histograms"},
+            labels={
+                "dataset": "{dataset}",
+                "model": "{model}",
+                "figure": "score histograms",
+            },
         ),
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/concepts.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
     params:
         spec=lambda wc: canonical(dataset(wc)["concepts"]),
         top_k=lambda wc: dataset(wc)["explain"]["top_k"],
         explain_ids=lambda wc: dataset(wc)["explain"]["ids"],
         seed=config["seed"],
-    log:
-        f"{R}/{{dataset}}/{{model}}/logs/concepts.log",
-    conda:
-        "../../envs/concept-saliency.yaml"
     script:
         "../scripts/concepts.py"

@@ -7,16 +7,16 @@ rule generate_shapes:
         images=directory(f"{R}/{{dataset}}/raw/images"),
         attributes=f"{R}/{{dataset}}/raw/attributes.tsv",
         masks=f"{R}/{{dataset}}/raw/masks.h5",
+    log:
+        f"{R}/{{dataset}}/logs/generate_shapes.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
     params:
         n_samples=lambda wc: dataset(wc)["source"]["synthetic_shapes"]["n_samples"],
         image_size=lambda wc: dataset(wc)["source"]["synthetic_shapes"]["image_size"],
         noise=lambda wc: dataset(wc)["source"]["synthetic_shapes"]["noise"],
         prevalence=lambda wc: dataset(wc)["source"]["synthetic_shapes"]["prevalence"],
         seed=config["seed"],
-    log:
-        f"{R}/{{dataset}}/logs/generate_shapes.log",
-    conda:
-        "../../envs/concept-saliency.yaml"
     script:
         "../scripts/generate_shapes.py"
 
@@ -25,18 +25,22 @@ rule generate_tissue:
     output:
         counts=f"{R}/{{dataset}}/raw/counts.tsv.gz",
         annotation=f"{R}/{{dataset}}/raw/annotation.tsv",
+    log:
+        f"{R}/{{dataset}}/logs/generate_tissue.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
     params:
         n_layers=lambda wc: dataset(wc)["source"]["synthetic_tissue"]["n_layers"],
-        genes_per_layer=lambda wc: dataset(wc)["source"]["synthetic_tissue"]["genes_per_layer"],
-        n_housekeeping=lambda wc: dataset(wc)["source"]["synthetic_tissue"]["n_housekeeping"],
+        genes_per_layer=lambda wc: dataset(wc)["source"]["synthetic_tissue"][
+            "genes_per_layer"
+        ],
+        n_housekeeping=lambda wc: dataset(wc)["source"]["synthetic_tissue"][
+            "n_housekeeping"
+        ],
         n_noise=lambda wc: dataset(wc)["source"]["synthetic_tissue"]["n_noise"],
         grid=lambda wc: dataset(wc)["source"]["synthetic_tissue"]["grid"],
         depth=lambda wc: dataset(wc)["source"]["synthetic_tissue"]["depth"],
         fold_change=lambda wc: dataset(wc)["source"]["synthetic_tissue"]["fold_change"],
         seed=config["seed"],
-    log:
-        f"{R}/{{dataset}}/logs/generate_tissue.log",
-    conda:
-        "../../envs/concept-saliency.yaml"
     script:
         "../scripts/generate_tissue.py"

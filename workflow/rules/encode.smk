@@ -8,12 +8,12 @@ rule encode:
         code=library("stages/encode.py", "encoding.py", "model.py"),
     output:
         latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
-    params:
-        batch_size=256,
-    threads: 1
     log:
         f"{R}/{{dataset}}/{{model}}/logs/encode.log",
     conda:
         "../../envs/concept-saliency.yaml"
+    threads: 1
+    params:
+        batch_size=256,
     script:
         "../scripts/encode.py"

@@ -2,15 +2,6 @@
 # model-randomisation check, and the ground truth where it is known (the demo data).
 
 
-def evaluate_inputs(wc):
-    extra = {}
-    if dataset(wc).get("groundtruth"):
-        extra["groundtruth"] = f"{R}/{wc.dataset}/{wc.model}/evaluation/groundtruth.tsv"
-    if wc.dataset in SPATIAL_DATASETS:
-        extra["grid"] = f"{R}/{wc.dataset}/data/grid.h5"
-    return extra
-
-
 rule evaluate:
     input:
         unpack(evaluate_inputs),
@@ -32,7 +23,11 @@ rule evaluate:
             caption="../report/evaluation.rst",
             category="{dataset}",
             subcategory="{model}: evaluation of the methods",
-            labels={"dataset": "{dataset}", "model": "{model}", "figure": "method x metric table"},
+            labels={
+                "dataset": "{dataset}",
+                "model": "{model}",
+                "figure": "method x metric table",
+            },
         ),
         randomisation=f"{R}/{{dataset}}/{{model}}/evaluation/randomisation.tsv",
         curves=f"{R}/{{dataset}}/{{model}}/evaluation/curves.tsv",
@@ -43,6 +38,13 @@ rule evaluate:
             subcategory="{model}: evaluation of the methods",
             labels={"dataset": "{dataset}", "model": "{model}", "figure": "curves"},
         ),
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/evaluate.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    threads: config["threads"]["saliency"]
+    resources:
+        mem_mb=4000,
     params:
         methods=lambda wc: canonical(
             {m: o or {} for m, o in saliency_cfg(wc.dataset)["methods"].items()}
@@ -53,12 +55,5 @@ rule evaluate:
         randomisation_samples=config["evaluation"]["randomisation_samples"],
         randomisation_threshold=config["evaluation"]["randomisation_threshold"],
         seed=config["seed"],
-    threads: config["threads"]["saliency"]
-    resources:
-        mem_mb=4000,
-    log:
-        f"{R}/{{dataset}}/{{model}}/logs/evaluate.log",
-    conda:
-        "../../envs/concept-saliency.yaml"
     script:
         "../scripts/evaluate.py"

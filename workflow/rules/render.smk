@@ -7,29 +7,36 @@ rule render:
         unpack(grid_of),
         samples=f"{R}/{{dataset}}/data/samples.h5",
         maps=maps_of,
-        code=library("stages/render.py", "rendering.py", "rendering_spatial.py", "data/spatial.py"),
+        code=library(
+            "stages/render.py",
+            "rendering.py",
+            "rendering_spatial.py",
+            "data/spatial.py",
+        ),
     output:
         figure=report(
             f"{R}/{{dataset}}/{{model}}/figures/{{concept}}.png",
             caption="../report/concept_maps.rst",
             category="{dataset}",
             subcategory="{model}: concept maps",
-            labels={"dataset": "{dataset}", "model": "{model}", "concept": "{concept}"},
+            labels={
+                "dataset": "{dataset}",
+                "model": "{model}",
+                "concept": "{concept}",
+            },
         ),
-    params:
-        concept=lambda wc: wc.concept,
     log:
         f"{R}/{{dataset}}/{{model}}/logs/render_{{concept}}.log",
+    # On a cluster, profiles/slurm's group-components packs several figures per job
+    # (40 attributes -> 4 jobs); `snakemake <one figure>` still renders that one alone.
+    group:
+        "render"
     conda:
         "../../envs/concept-saliency.yaml"
+    params:
+        concept=lambda wc: wc.concept,
     script:
         "../scripts/render.py"
-
-
-def groundtruth_inputs(wc):
-    if wc.dataset in SPATIAL_DATASETS:
-        return {"grid": f"{R}/{wc.dataset}/data/grid.h5"}
-    return {"masks": f"{R}/{wc.dataset}/raw/masks.h5"}
 
 
 rule evaluate_groundtruth:
@@ -54,11 +61,11 @@ rule evaluate_groundtruth:
             subcategory="{model}: ground truth",
             labels={"dataset": "{dataset}", "model": "{model}", "figure": "bars"},
         ),
-    params:
-        seed=config["seed"],
     log:
         f"{R}/{{dataset}}/{{model}}/logs/evaluate_groundtruth.log",
     conda:
         "../../envs/concept-saliency.yaml"
+    params:
+        seed=config["seed"],
     script:
         "../scripts/evaluate_groundtruth.py"

@@ -7,20 +7,25 @@ rule saliency:
         encoder=encoder_of,
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         code=library(
-            "stages/saliency.py", "saliency/methods.py", "saliency/autodiff.py", "saliency/graph.py"
+            "stages/saliency.py",
+            "saliency/methods.py",
+            "saliency/autodiff.py",
+            "saliency/graph.py",
         ),
     output:
         maps=f"{R}/{{dataset}}/{{model}}/saliency/{{method}}.h5",
-    params:
-        method=lambda wc: wc.method,
-        options=lambda wc: canonical(saliency_cfg(wc.dataset)["methods"][wc.method] or {}),
-        chunk_size=lambda wc: saliency_cfg(wc.dataset).get("chunk_size", 64),
-    threads: config["threads"]["saliency"]
-    resources:
-        mem_mb=4000,
     log:
         f"{R}/{{dataset}}/{{model}}/logs/saliency_{{method}}.log",
     conda:
         "../../envs/concept-saliency.yaml"
+    threads: config["threads"]["saliency"]
+    resources:
+        mem_mb=4000,
+    params:
+        method=lambda wc: wc.method,
+        options=lambda wc: canonical(
+            saliency_cfg(wc.dataset)["methods"][wc.method] or {}
+        ),
+        chunk_size=lambda wc: saliency_cfg(wc.dataset).get("chunk_size", 64),
     script:
         "../scripts/saliency.py"

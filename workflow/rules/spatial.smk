@@ -1,20 +1,5 @@
 # Spatial data: input files fetched and verified, and concept maps back on the tissue spots.
 
-from concept_saliency.sources import downloads, input_files
-
-DOWNLOADS = downloads(config)
-
-
-def spatial_files(wc):
-    """The prepare stage's input files of a spatial dataset (st_counts or anndata source)."""
-    return {role: f.path for role, f in input_files(wc.dataset, dataset(wc), R).items()}
-
-
-def spatial_anndata_of(wc):
-    if wc.dataset in SPATIAL_DATASETS:
-        return {"anndata": f"{R}/{wc.dataset}/data/spatial.h5ad"}
-    return {}
-
 
 rule download_spatial:
     output:
@@ -26,8 +11,8 @@ rule download_spatial:
     conda:
         "../../envs/concept-saliency.yaml"
     params:
-        source=lambda wc: DOWNLOADS[(wc.dataset, wc.filename)].source,
-        checksum=lambda wc: DOWNLOADS[(wc.dataset, wc.filename)].checksum,
+        source=lambda wc: SPATIAL_DOWNLOADS[(wc.dataset, wc.filename)].source,
+        checksum=lambda wc: SPATIAL_DOWNLOADS[(wc.dataset, wc.filename)].checksum,
     script:
         "../scripts/download_spatial.py"
 

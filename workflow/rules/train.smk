@@ -16,6 +16,14 @@ rule train:
             subcategory="{model}: training",
             labels={"dataset": "{dataset}", "model": "{model}", "figure": "loss"},
         ),
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/train.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    threads: config["threads"]["train"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
     params:
         preset=lambda wc: model_cfg(wc)["preset"],
         epochs=lambda wc: model_cfg(wc)["epochs"],
@@ -23,14 +31,6 @@ rule train:
         learning_rate=lambda wc: model_cfg(wc)["learning_rate"],
         seed=config["seed"],
         checkpoint_dir=lambda wc: f"{R}/{wc.dataset}/{wc.model}/model/checkpoint",
-    threads: config["threads"]["train"]
-    resources:
-        mem_mb=4000,
-        runtime=120,
-    log:
-        f"{R}/{{dataset}}/{{model}}/logs/train.log",
-    conda:
-        "../../envs/concept-saliency.yaml"
     script:
         "../scripts/train.py"
 
@@ -46,12 +46,12 @@ rule import_encoder:
         code=library("stages/import_encoder.py", "model.py"),
     output:
         encoder=f"{R}/{{dataset}}/{{model}}/model/imported.keras",
-    params:
-        latent_output=lambda wc: model_cfg(wc).get("latent_output"),
-        key=lambda wc: f"datasets.{wc.dataset}.models.{wc.model}.keras_file",
     log:
         f"{R}/{{dataset}}/{{model}}/logs/import_encoder.log",
     conda:
         "../../envs/concept-saliency.yaml"
+    params:
+        latent_output=lambda wc: model_cfg(wc).get("latent_output"),
+        key=lambda wc: f"datasets.{wc.dataset}.models.{wc.model}.keras_file",
     script:
         "../scripts/import_encoder.py"

@@ -567,10 +567,11 @@ def crop_and_pack(images, attributes, landmarks, out_path, report_path, *, image
     member_list = [members[s] for s in good]
     lm = land.values[[land_idx[s] for s in good]].astype(np.float64)
     labels = attr.values[[attr_idx[s] for s in good]]
+    from ..progress import Progress
     from .samples import TRAIN, VALIDATION, append_sample_store, assign_split
 
     kept: list[int] = []
-    done, last_log = 0, time.time()
+    progress = Progress("cropped", len(good), "images")
     with append_sample_store(out_path, (image_size, image_size, 3), np.uint8, attr.columns,
                              attrs={"source": str(images), "kind": "celeba-crop"},
                              chunk_samples=_chunk_samples(image_size),
@@ -586,11 +587,7 @@ def crop_and_pack(images, attributes, landmarks, out_path, report_path, *, image
             rows = start + np.nonzero(ok)[0]
             kept += rows.tolist()
             store.append(pixels, [ids[i] for i in np.nonzero(ok)[0]], labels[rows])
-            done += len(ok)
-            if time.time() - last_log > 30:
-                last_log = time.time()
-                log.info("cropped %d/%d images, %.0f images/s", done, len(good),
-                         done / (time.time() - t0))
+            progress.update(len(ok))
         if part is not None:
             split = np.where(part.values[[part_idx[good[i]] for i in kept], 0] == TRAIN_PARTITION,
                              TRAIN, VALIDATION).astype(np.int8)

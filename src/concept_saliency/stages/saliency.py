@@ -9,6 +9,7 @@ import numpy as np
 
 from ..artifacts import Provenance
 from ..errors import ConfigError, UserError
+from ..progress import Progress
 
 log = logging.getLogger("concept_saliency")
 
@@ -19,6 +20,7 @@ def saliency(*, samples: str, encoder: str, vectors: str, maps: str, method: str
     import h5py
 
     from ..artifacts import create_h5
+    from ..backend import describe_device
     from ..concepts import read_concepts
     from ..data.samples import SampleStore
     from ..model import load_model
@@ -30,6 +32,11 @@ def saliency(*, samples: str, encoder: str, vectors: str, maps: str, method: str
                                        chunk_size=chunk_size),
                       {"samples": samples, "encoder": encoder, "concepts": vectors})
     cs = read_concepts(vectors)
+    device = describe_device()
+    log.info("%s on %s", method, device)
+    prov.extra["device"] = device
+    progress = Progress(f"{method}: maps", sum(len(cs.explain[n]) for n in cs.names), "maps",
+                        every=10)
     model = load_model(encoder, "encoder")
     try:
         explainer = cls(model, cs.vectors, latent_output=latent_output, chunk_size=chunk_size)
@@ -57,6 +64,7 @@ def saliency(*, samples: str, encoder: str, vectors: str, maps: str, method: str
             g.create_dataset("maps", data=m)
             g.create_dataset("scores", data=explainer.scores(x, k))
             n_total += len(idx)
+            progress.update(len(idx))
     rate = n_total / max(time.time() - t0, 1e-9)
     prov.extra["maps_per_s"] = round(rate, 2)
     prov.write(maps, "csm.saliency")
