@@ -1,7 +1,7 @@
 """kill -9 of the whole ``snakemake`` process group while it packs, encodes and computes
 saliency maps; two runs at once. Rerunning (the default profile has ``rerun-incomplete``) must
 never take a truncated HDF5 file for a finished one, and must end with every artifact valid
-and nothing partial left. The data are 1,500 real CelebA images; the encoder is a small user
+and nothing partial left. The data are 1,000 real CelebA images; the encoder is a small user
 encoder (no training), so the run takes seconds."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .test_workflow_faults import SNAKEMAKE, fast_env, smk
 
 CELEBA = {"images": "img_align_celeba_89x109.zip", "attributes": "list_attr_celeba.txt",
           "landmarks": "list_landmarks_align_celeba_000001-010000.csv"}
-LIMIT = 1500
+LIMIT = 1000
 LOCKED = "Directory cannot be locked"
 
 
@@ -75,7 +75,7 @@ def run(tmp_path, data_dir):
     tiny_encoder(shape=(32, 32, 3), latent=3).save(encoder)
     config = {
         "threads": {"crop_pack": 1, "saliency": 1},
-        "saliency": {"chunk_size": 64, "methods": {"smoothgrad": {"samples": 1500}}},
+        "saliency": {"chunk_size": 64, "methods": {"smoothgrad": {"samples": 400}}},
         "datasets": {"faces": {
             "type": "images",
             "source": {"celeba": {"directory": str(celeba), "files": CELEBA, "limit": LIMIT}},
