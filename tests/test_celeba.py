@@ -214,8 +214,9 @@ def test_bad_images_are_left_out_and_listed_and_too_many_stop_the_stage(tmp_path
                         image_size=16, max_bad_fraction=0.02)
     msg = str(info.value)
     assert "too many bad images" in msg and "of 61" in msg and "max_bad_fraction=0.02" in msg
-    assert "r2.txt" in msg and "1 missing_image" in msg
+    assert "listed in the stage's log" in msg and "1 missing_image" in msg
     assert not out2.exists() and not list(tmp_path.glob(".strict*"))  # nothing half-written
+    assert not (tmp_path / "r2.txt").exists()  # a failed stage leaves none of its outputs
 
 
 def test_the_official_partition_gives_the_split(tmp_path, small_source):

@@ -101,7 +101,7 @@ def test_st_parser_errors(tmp_path):
     with pytest.raises(InputDataError, match="spot '3.5-2' is not an array position"):
         spatial.read_st_counts(bad)
     bad.write_text("\tGeneA\n1.0x2.0\t-1\n")
-    with pytest.raises(InputDataError, match="negative counts"):
+    with pytest.raises(InputDataError, match="line 2, spot .1.0x2.0., gene .GeneA.: -1 is negative"):
         spatial.read_st_counts(bad)
 
 

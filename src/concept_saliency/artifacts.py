@@ -19,6 +19,7 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .errors import ArtifactError
+
+log = logging.getLogger(__name__)
 
 #: Every artifact format this package writes, with the version it writes and reads.
 FORMATS: dict[str, int] = {
@@ -84,6 +87,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     ext = suffix if suffix is not None else "".join(path.suffixes[-1:])
     stem = path.name[: len(path.name) - len(ext)] if ext else path.name
     tmp = path.with_name(f".{stem}.tmp-{os.getpid()}{ext}")
+    _remove_stale_temporaries(path.parent, f".{stem}.tmp-", ext)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -94,6 +98,35 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or unknowable: keep its file
+    return True
+
+
+def _remove_stale_temporaries(folder: Path, prefix: str, ext: str) -> None:
+    """Temporaries of the same artifact left by a killed writer (``kill -9``, power loss):
+    removed when the process that wrote them is gone, so interrupted runs leave nothing."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(ext)):
+                continue
+            pid = name[len(prefix): len(name) - len(ext) if ext else None]
+            if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+                continue
+            log.info("removing %s, left by an interrupted run (process %s)", entry.path, pid)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -167,6 +200,27 @@ def open_h5(path: str | os.PathLike, fmt: str):
         f.close()
         raise
     return f
+
+
+def numeric_dataset(f, name: str, path: str | os.PathLike | None = None):
+    """Dataset ``name`` of an open HDF5 artifact, checked to hold numbers.
+
+    Object, string, opaque or reference data where numbers belong is refused: this
+    package never turns stored objects into Python objects (no pickle, ever), and a
+    file holding them was not written by it.
+    """
+    import h5py
+
+    where = path if path is not None else f.filename
+    item = f.get(name)
+    if item is None:
+        raise ArtifactError(f"{where}: no dataset '{name}'; the file is damaged or not an artifact "
+                            f"of this workflow. Delete it and rerun the stage that makes it.")
+    if not isinstance(item, h5py.Dataset) or item.dtype.kind not in "biuf":
+        what = "a group" if not isinstance(item, h5py.Dataset) else f"{item.dtype} values"
+        raise ArtifactError(f"{where}: dataset '{name}' holds {what}, not numbers; objects are never "
+                            f"loaded. Delete the file and rerun the stage that makes it.")
+    return item
 
 
 def check_provenance_format(path: str | os.PathLike, fmt: str) -> dict:

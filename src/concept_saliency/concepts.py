@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .artifacts import create_h5, open_h5
+from .artifacts import create_h5, numeric_dataset, open_h5
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ def read_concepts(path) -> ConceptSet:
     dec = lambda a: [v.decode() if isinstance(v, bytes) else v for v in a]  # noqa: E731
     with open_h5(path, FORMAT) as f:
         names = dec(f["names"][()])
-        return ConceptSet(names, dec(f["kinds"][()]), f["vectors"][()], f["positives"][()],
-                          f["scores"][()], dec(f["ids"][()]),
-                          {n: f["explain"][n][()] for n in names})
+        num = lambda name: numeric_dataset(f, name, path)[()]  # noqa: E731
+        return ConceptSet(names, dec(f["kinds"][()]), num("vectors"), num("positives"),
+                          num("scores"), dec(f["ids"][()]),
+                          {n: num(f"explain/{n}") for n in names})

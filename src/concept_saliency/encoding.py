@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .artifacts import create_h5, open_h5
+from .artifacts import create_h5, numeric_dataset, open_h5
 from .data.samples import SampleStore
 from .progress import Progress
 
@@ -51,4 +51,4 @@ class Latents:
 def read_latents(path) -> Latents:
     with open_h5(path, FORMAT) as f:
         ids = [s.decode() if isinstance(s, bytes) else s for s in f["ids"][()]]
-        return Latents(f["z"][()], ids, f["split"][()])
+        return Latents(numeric_dataset(f, "z", path)[()], ids, numeric_dataset(f, "split", path)[()])

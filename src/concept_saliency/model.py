@@ -309,6 +309,13 @@ def load_model(path, what: str = "model", compile: bool = False) -> keras.Model:
     path = Path(path)
     if path.suffix != ".keras":
         raise InputDataError(f"{path}: {what} must be a Keras 3 '.keras' file")
+    import zipfile
+
+    if not path.is_file():
+        raise InputDataError(f"{path}: {what} file not found")
+    if not zipfile.is_zipfile(path):  # Keras itself would say "File not found" for these
+        raise InputDataError(f"{path}: not a valid .keras file (not a zip archive: truncated or "
+                             f"damaged); save or download the {what} again")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=compile)
     except ValueError as exc:

@@ -54,6 +54,12 @@ ALIGNED_SIZE = (178, 218)  # width, height
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _FORMATS = ("JPEG", "PNG")  # the decoders tried (no probing of every format PIL knows)
 TRAIN_PARTITION = 0  # list_eval_partition: 0 train, 1 validation, 2 test
+#: Limits on what a zip of images may expand to (a 178x218 aligned JPEG is about 10 KB; the
+#: official zip expands to 1.4 GB): a member or an archive beyond them is refused unread.
+MAX_IMAGE_BYTES = 64 << 20
+MAX_EXPANDED_BYTES = 64 << 30
+#: An image with more pixels than this is refused before it is decoded (decompression bombs).
+MAX_IMAGE_PIXELS = 40_000_000
 
 # default file names, official first, then the Kaggle mirror's
 DEFAULT_NAMES = {
@@ -90,6 +96,9 @@ def resolve_source(name: str, source: dict, raw_dir: str) -> CelebaFiles:
         inputs, downloads = {}, {}
         for role, spec in source["download"].items():
             fname = spec.get("name") or Path(urlparse(spec["url"]).path).name
+            if fname and (fname in (".", "..") or "/" in fname or "\\" in fname):
+                raise ConfigError(f"config key '{key}.download.{role}.name': {fname!r} is not a plain "
+                                  f"file name (it is a file in {raw_dir}); give a name without '/'")
             if not fname or fname in downloads:
                 raise ConfigError(
                     f"config key '{key}.download.{role}': "
@@ -194,7 +203,7 @@ def _read_table(path, what: str, columns: Sequence[str] | None, header_lines: in
         numeric = values.to_numpy(dtype=np.int64)
     else:  # find the first value that is not an integer, to say where it is
         coerced = values.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(coerced) | (coerced != np.round(coerced))
+        bad = ~np.isfinite(coerced) | (coerced != np.round(coerced))  # inf is no integer either
         if bad.any():
             row, col = np.argwhere(bad)[0]
             raise InputDataError(
@@ -236,8 +245,23 @@ def read_attributes(path) -> Table:
 
 
 def read_landmarks(path) -> Table:
-    """The five aligned landmarks per image (x, y in the 178x218 aligned images)."""
-    return _read_table(path, "landmark", LANDMARKS, header_lines=2)
+    """The five aligned landmarks per image (x, y in the 178x218 aligned images).
+
+    A coordinate outside the aligned image is an error (naming its line and column):
+    the crop it gives would not be the paper's, or would lie outside the image.
+    """
+    t = _read_table(path, "landmark", LANDMARKS, header_lines=2)
+    limits = np.array([ALIGNED_SIZE[0] if c.endswith("_x") else ALIGNED_SIZE[1] for c in t.columns])
+    bad = (t.values < 0) | (t.values > limits)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        first_data_line = 2 if "," in _first_line(path) else 3
+        raise InputDataError(
+            f"{path}: line {row + first_data_line}, column '{t.columns[col]}': {t.values[row, col]} "
+            f"is outside the {ALIGNED_SIZE[0]}x{ALIGNED_SIZE[1]} aligned image the landmarks refer "
+            f"to; fix or remove the row (landmarks are for the official aligned images)"
+        )
+    return t
 
 
 def read_partition(path) -> Table:
@@ -302,8 +326,26 @@ def crop_resize(image, landmarks: Sequence[float], size: int) -> np.ndarray:
 # ------------------------------------------------------------------ image sources
 
 
-def list_images(source: str | os.PathLike) -> dict[str, str]:
-    """Image id (file stem) -> member name in a zip, or file path in a folder."""
+def _unsafe_member(name: str) -> bool:
+    """A zip member name that would point outside a folder it were extracted to."""
+    p = name.replace("\\", "/")
+    return p.startswith("/") or (len(p) > 1 and p[1] == ":") or ".." in p.split("/")
+
+
+def _junk_member(name: str) -> bool:
+    """Metadata that archivers add beside the images (macOS resource forks)."""
+    return name.startswith("__MACOSX/") or name.rsplit("/", 1)[-1].startswith("._")
+
+
+def list_images(source: str | os.PathLike, max_image_bytes: int = MAX_IMAGE_BYTES,
+                max_expanded_bytes: int = MAX_EXPANDED_BYTES) -> dict[str, str]:
+    """Image id (file stem) -> member name in a zip, or file path in a folder.
+
+    A zip is refused as a whole, before any image is read, when a member's name points
+    outside the archive (absolute, or with ``..``; nothing is ever extracted, but such an
+    archive is hostile), when one image expands beyond ``max_image_bytes`` or all of them
+    beyond ``max_expanded_bytes``, or when two members are the same image id.
+    """
     source = Path(source)
     if source.is_dir():
         found = {}
@@ -315,12 +357,35 @@ def list_images(source: str | os.PathLike) -> dict[str, str]:
         return found
     try:
         with zipfile.ZipFile(source) as zf:
-            return {_stem(n): n for n in zf.namelist() if n.lower().endswith(IMAGE_SUFFIXES)}
-    except (OSError, zipfile.BadZipFile) as exc:
+            infos = zf.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise InputDataError(
             f"{source}: not a readable zip of images ({exc}); give img_align_celeba.zip or a "
             f"folder of the aligned images"
         ) from None
+    refuse = f"refusing this zip: give the official img_align_celeba.zip or a folder of the images"
+    hostile = next((i.filename for i in infos if _unsafe_member(i.filename)), None)
+    if hostile is not None:
+        raise InputDataError(f"{source}: member '{hostile[:200]}' points outside the archive "
+                             f"(an absolute path or '..'); {refuse}")
+    images = [i for i in infos if i.filename.lower().endswith(IMAGE_SUFFIXES)
+              and not i.is_dir() and not _junk_member(i.filename)]
+    big = next((i for i in images if i.file_size > max_image_bytes), None)
+    if big is not None:
+        raise InputDataError(f"{source}: member '{big.filename}' expands to {big.file_size:,} bytes, "
+                             f"more than the {max_image_bytes:,} an image may have; {refuse}")
+    total = sum(i.file_size for i in images)
+    if total > max_expanded_bytes:
+        raise InputDataError(f"{source}: its images expand to {total:,} bytes, more than the "
+                             f"limit of {max_expanded_bytes:,}; {refuse}")
+    found: dict[str, str] = {}
+    for i in images:
+        sid = _stem(i.filename)
+        if sid in found:
+            raise InputDataError(f"{source}: image id '{sid}' is in the zip twice ('{found[sid]}' and "
+                                 f"'{i.filename}'); keep one file per image")
+        found[sid] = i.filename
+    return found
 
 
 _ZIPS: dict[tuple[int, str], zipfile.ZipFile] = {}  # each process opens each zip once
@@ -334,6 +399,8 @@ def _read_bytes(source: str, member: str) -> bytes:
     zf = _ZIPS.get(key)
     if zf is None:
         zf = _ZIPS[key] = zipfile.ZipFile(source)
+    if zf.getinfo(member).file_size > MAX_IMAGE_BYTES:  # reading stops at the declared size
+        raise ValueError(f"the image expands to more than {MAX_IMAGE_BYTES} bytes")
     return zf.read(member)
 
 
@@ -347,6 +414,9 @@ def _crop_block(source: str, members: Sequence[str], landmarks: np.ndarray, size
     for i, member in enumerate(members):
         try:
             with Image.open(io.BytesIO(_read_bytes(source, member)), formats=_FORMATS) as im:
+                if im.width * im.height > MAX_IMAGE_PIXELS:  # checked before decoding
+                    raise ValueError(f"{im.width}x{im.height} pixels, more than an aligned face "
+                                     f"image has ({MAX_IMAGE_PIXELS} at most)")
                 im.load()  # a truncated JPEG fails here
                 out[i] = crop_resize(im, landmarks[i], size)
             ok[i] = True
@@ -478,7 +548,8 @@ def crop_and_pack(images, attributes, landmarks, out_path, report_path, *, image
                 "seconds": round(time.time() - t0, 2)}
 
     def fail() -> None:
-        write_report(report_path, summary(0), problems)
+        # No report file: it is an output of the stage, which a failed job does not leave
+        # behind (Snakemake removes it); every bad image is in the stage's log instead.
         kinds = {k: sum(1 for p in problems if p[1] == k) for k in PROBLEMS}
         found = ", ".join(f"{n} {k}" for k, n in kinds.items() if n)
         examples = "; ".join(f"{i}: {p}" + (f" ({d})" if d else "") for i, p, d in problems[:3])
@@ -486,8 +557,9 @@ def crop_and_pack(images, attributes, landmarks, out_path, report_path, *, image
             log.error("bad image %s: %s %s", i, p, d)
         raise InputDataError(
             f"{images}: too many bad images: {found} of {len(expected)} (more than "
-            f"max_bad_fraction={max_bad_fraction}); e.g. {examples}. See {report_path}; fix the "
-            f"files, or raise 'max_bad_fraction' in the dataset's celeba source."
+            f"max_bad_fraction={max_bad_fraction}); e.g. {examples}. Every bad image is listed in "
+            f"the stage's log; fix the files, or raise 'max_bad_fraction' in the dataset's celeba "
+            f"source."
         )
 
     if len(problems) > allowed:
@@ -522,7 +594,10 @@ def crop_and_pack(images, attributes, landmarks, out_path, report_path, *, image
         else:
             split = assign_split(len(kept), validation_fraction, seed)
         if not kept:
-            raise InputDataError(f"{images}: no image could be packed; see {report_path}")
+            for i, p, d in problems[:1000]:
+                log.error("bad image %s: %s %s", i, p, d)
+            raise InputDataError(f"{images}: no image could be packed (every one is bad; they are "
+                                 f"listed in the stage's log)")
         store.finish(split)
     result = summary(len(kept))
     write_report(report_path, result, problems)

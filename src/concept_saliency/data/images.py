@@ -26,7 +26,7 @@ def read_label_table(path: str | os.PathLike):
     path = Path(path)
     sep = "," if path.suffix.lower() == ".csv" else "\t"
     try:
-        table = pd.read_csv(path, sep=sep, dtype=str)
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)  # "" and "NA" as written
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputDataError(f"{path}: cannot read the attribute table ({exc})") from None
     if table.shape[1] < 2:
@@ -61,8 +61,10 @@ def load_image(path: str | os.PathLike, size: int | None) -> np.ndarray:
             if size is not None and im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR, reducing_gap=None)
             return np.asarray(im, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise InputDataError(f"{path}: cannot read the image ({exc})") from None
+    except Image.DecompressionBombError as exc:  # not an OSError: would be a traceback
+        raise InputDataError(f"{path}: refused: {exc}") from None
 
 
 def pack_image_folder(image_dir: str | os.PathLike, labels_path: str | os.PathLike,

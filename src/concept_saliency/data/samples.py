@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..artifacts import create_h5, open_h5
+from ..artifacts import create_h5, numeric_dataset, open_h5
 from ..errors import InputDataError
 
 FORMAT = "csm.samples"
@@ -192,7 +192,14 @@ class SampleStore:
 
     def __post_init__(self):
         self._f = open_h5(self.path, FORMAT)
-        self.x = self._f["x"]
+        try:
+            self.x = numeric_dataset(self._f, "x", self.path)
+            numeric_dataset(self._f, "split", self.path)
+            if "labels" in self._f:
+                numeric_dataset(self._f, "labels", self.path)
+        except Exception:
+            self._f.close()
+            raise
         self.scale = float(self.x.attrs.get("value_scale", 1.0))
         self.ids = [s.decode() if isinstance(s, bytes) else s for s in self._f["ids"][()]]
         self.split = self._f["split"][()]

@@ -48,29 +48,63 @@ def parse_spot(name: str, source: str = "") -> tuple[float, float]:
 
 
 def read_st_counts(path: str | os.PathLike):
-    """Read a count matrix; returns a DataFrame (spots x genes) of integer counts."""
+    """Read a count matrix; returns a DataFrame (spots x genes) of integer counts.
+
+    Every problem is reported with its line (line 1 is the header of gene names), spot
+    and gene: a position that is not ``XxY``, a spot given twice, a count that is not a
+    non-negative integer (text, negative, fractional, NaN or infinite).
+    """
     import pandas as pd
 
     path = Path(path)
     try:
         df = pd.read_csv(path, sep="\t", index_col=0)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError, EOFError) as exc:
-        raise InputDataError(f"{path}: cannot read the count matrix ({exc})") from None
+    except pd.errors.EmptyDataError:
+        raise InputDataError(f"{path}: the count matrix is empty; expected a header of gene names "
+                             f"and one line of counts per spot") from None
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError, EOFError, ValueError) as exc:
+        raise InputDataError(f"{path}: cannot read the count matrix "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if df.empty:
-        raise InputDataError(f"{path}: the count matrix has no spots or no genes")
+        raise InputDataError(f"{path}: the count matrix has no spots or no genes "
+                             f"({df.shape[0]} spots x {df.shape[1]} genes); expected tab-separated "
+                             f"spots (XxY) x genes")
     df.index = df.index.astype(str)
     df.columns = df.columns.astype(str)
     if df.index.has_duplicates:
-        raise InputDataError(f"{path}: spot '{df.index[df.index.duplicated()][0]}' appears twice")
-    for spot in df.index:
-        parse_spot(spot, str(path))
-    values = df.to_numpy()
-    if not np.issubdtype(values.dtype, np.number):
-        bad_col = next(c for c in df.columns if not np.issubdtype(df[c].dtype, np.number))
-        raise InputDataError(f"{path}: gene '{bad_col}' has non-numeric counts")
-    if (values < 0).any():
-        raise InputDataError(f"{path}: negative counts (e.g. gene '{df.columns[(values < 0).any(0)][0]}')")
-    return df
+        spot = df.index[df.index.duplicated()][0]
+        lines = [i + 2 for i in np.nonzero(df.index == spot)[0][:2]]
+        raise InputDataError(f"{path}: spot '{spot}' appears twice (lines {lines[0]} and {lines[1]}); "
+                             f"keep one row per spot")
+    for i, spot in enumerate(df.index):
+        try:
+            parse_spot(spot, str(path))
+        except InputDataError as exc:
+            raise InputDataError(str(exc).replace(f"{path}: ", f"{path}: line {i + 2}: ", 1)) from None
+
+    def where(mask) -> str:
+        row, col = np.argwhere(np.asarray(mask))[0]
+        value = df.iat[row, col]
+        return (f"{path}: line {row + 2}, spot '{df.index[row]}', gene '{df.columns[col]}': "
+                f"{repr(value) if isinstance(value, str) else value}")
+
+    if all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes):
+        numeric = df
+    else:  # some column holds text: say where
+        numeric = df.apply(pd.to_numeric, errors="coerce")
+        text = numeric.isna().to_numpy() & df.notna().to_numpy()
+        if text.any():
+            raise InputDataError(f"{where(text)} is not a number; counts must be non-negative integers")
+    values = numeric.to_numpy(dtype=np.float64)
+    for bad, what in ((~np.isfinite(values), "is missing, NaN or infinite"),
+                      (values < 0, "is negative"),
+                      (values != np.round(values), "is not an integer")):
+        if bad.any():
+            raise InputDataError(f"{where(bad)} {what}; counts must be non-negative integers "
+                                 f"(raw counts, not normalised values)")
+    if values.max() > np.iinfo(np.int32).max:
+        raise InputDataError(f"{where(values > np.iinfo(np.int32).max)} is too large for a count")
+    return numeric.astype(np.int64)
 
 
 #: Spatial Transcriptomics arrays (Stahl et al. 2016): spots of 100 um, 200 um apart.
@@ -209,6 +243,9 @@ def read_user_anndata(path: str | os.PathLike, counts_layer: str | None = None,
         raise InputDataError(f"{path}: no layer '{counts_layer}' (layers: "
                              f"{', '.join(user.layers) or 'none'}); set 'counts_layer' to the raw counts, or X")
     values = counts.data if sp.issparse(counts) else np.asarray(counts)
+    if values.size and not np.isfinite(values).all():
+        raise InputDataError(f"{path}: {'X' if counts_layer == 'X' else 'layers[' + repr(counts_layer) + ']'} "
+                             f"holds NaN or infinite values; give raw counts (set 'counts_layer')")
     if values.size and (np.any(values < 0) or not np.allclose(values, np.round(values))):
         raise InputDataError(f"{path}: {'X' if counts_layer == 'X' else 'layers[' + repr(counts_layer) + ']'} "
                              f"does not hold raw counts (negative or non-integer values); set "
@@ -257,7 +294,8 @@ def read_user_anndata(path: str | os.PathLike, counts_layer: str | None = None,
     return adata
 
 
-def normalise(adata, method: str = "scale", min_spots: int = 1, min_counts: int = 1):
+def normalise(adata, method: str = "scale", min_spots: int = 1, min_counts: int = 1,
+              source: str = ""):
     """Filter spots and genes, then scale every gene to [0, 1] (in ``X``, dense float32).
 
     Spots with fewer than ``min_counts`` counts go first, then genes detected
@@ -284,7 +322,11 @@ def normalise(adata, method: str = "scale", min_spots: int = 1, min_counts: int 
              "%(spots)d spots x %(genes)d genes remain",
              removed | {"min_counts": min_counts, "min_spots": min_spots})
     if adata.n_obs == 0 or adata.n_vars == 0:
-        raise InputDataError("no spots or genes left after filtering; lower min_counts/min_spots")
+        raise InputDataError(
+            f"{source + ': ' if source else ''}no {'spots' if adata.n_obs == 0 else 'genes'} left after "
+            f"filtering ({removed['spots_removed']} spots with fewer than {min_counts} counts, "
+            f"{removed['genes_removed']} genes detected in fewer than {max(1, min_spots)} spots "
+            f"removed); lower the dataset's normalisation.min_counts / min_spots, or check the counts")
     c = adata.layers["counts"]
     adata.X = (c.toarray() if sp.issparse(c) else np.asarray(c)).astype(np.float32)
     if method == "log1p-scale":

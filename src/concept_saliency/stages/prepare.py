@@ -64,7 +64,8 @@ def prepare_spatial(*, samples: str, anndata: str, grid: str, normalisation: dic
         adata.uns["csm_region_key"] = "region"
     adata, removed = spatial.normalise(adata, normalisation.get("method", "scale"),
                                        int(normalisation.get("min_spots", 1)),
-                                       int(normalisation.get("min_counts", 1)))
+                                       int(normalisation.get("min_counts", 1)),
+                                       source=str(h5ad or counts))
     key = adata.uns.get("csm_region_key")
     regions = adata.obs[key].astype(str).tolist() if key else None
     index = spatial.grid_index(adata, grid_size, multiple)

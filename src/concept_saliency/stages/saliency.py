@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from ..artifacts import Provenance
-from ..errors import UserError
+from ..errors import ConfigError, UserError
 from ..progress import Progress
 
 log = logging.getLogger("concept_saliency")
@@ -37,8 +37,14 @@ def saliency(*, samples: str, encoder: str, vectors: str, maps: str, method: str
     prov.extra["device"] = device
     progress = Progress(f"{method}: maps", sum(len(cs.explain[n]) for n in cs.names), "maps",
                         every=10)
-    explainer = cls(load_model(encoder, "encoder"), cs.vectors, latent_output=latent_output,
-                    chunk_size=chunk_size)
+    model = load_model(encoder, "encoder")
+    try:
+        explainer = cls(model, cs.vectors, latent_output=latent_output, chunk_size=chunk_size)
+    except ConfigError as exc:
+        if "dimensions" not in str(exc):
+            raise
+        raise ConfigError(f"{vectors} and {encoder}: {exc} Rerun the encode and concepts stages "
+                          f"with this encoder (snakemake --forcerun encode).") from None
     t0 = time.time()
     with SampleStore(samples) as store, create_h5(maps, "csm.saliency") as f:
         f.attrs["method"] = method
