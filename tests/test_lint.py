@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from workflow_run import fast_env
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ALL_METHODS = ["vanilla_gradient", "gradient_x_input", "smoothgrad", "integrated_gradients",
@@ -18,7 +20,8 @@ ALL_METHODS = ["vanilla_gradient", "gradient_x_input", "smoothgrad", "integrated
 
 
 def _run(*args, cwd=REPO):
-    return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env=fast_env())
 
 
 def test_snakemake_lint_is_clean():

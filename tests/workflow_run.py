@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from conftest import REPO
@@ -25,8 +26,22 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+_FAKEBIN = Path(tempfile.mkdtemp(prefix="csm-fakebin-"))
+(_FAKEBIN / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+(_FAKEBIN / "scontrol").chmod(0o755)
+
+
+def fast_env(**extra: str) -> dict:
+    """The environment for local Snakemake runs: with the SLURM executor plugin installed,
+    Snakemake asks ``scontrol show config`` at start-up, which waits 10 s where SLURM's
+    client is installed but no controller answers (here, once the SLURM test has stopped its
+    cluster). A ``scontrol`` that fails at once comes first on PATH; local runs never need it."""
+    return dict(os.environ, PATH=f"{_FAKEBIN}{os.pathsep}{os.environ['PATH']}", PYTHONUNBUFFERED="1",
+                **extra)
+
+
 def snakemake(cwd: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = fast_env()
     done = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
     if check and done.returncode != 0:

@@ -3,14 +3,11 @@ column or the image) and what to do, and leaves no sample store, report or tempo
 
 from __future__ import annotations
 
-import io
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from concept_saliency.data import celeba as C
 from concept_saliency.errors import InputDataError
 from concept_saliency.stages.crop_pack import crop_pack
 

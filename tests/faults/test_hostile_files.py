@@ -3,7 +3,6 @@ objects where numbers belong, config values that would be shell commands."""
 
 from __future__ import annotations
 
-import io
 import pickle
 import re
 import zipfile

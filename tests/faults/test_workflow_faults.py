@@ -8,7 +8,6 @@ no controller answers (as here); nothing of the workflow depends on it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,25 +15,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_run import copy_workflow
+from workflow_run import copy_workflow, fast_env
 
 from .helpers import assert_no_partial_artifacts
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def fast_env(tmp: Path) -> dict:
-    fake = tmp / "fakebin"
-    fake.mkdir(exist_ok=True)
-    (fake / "scontrol").write_text("#!/bin/sh\nexit 1\n")
-    (fake / "scontrol").chmod(0o755)
-    return dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ['PATH']}", PYTHONUNBUFFERED="1",
-                TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-
-
 def smk(work: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, *args], cwd=work, env=fast_env(work.parent), text=True,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run([*SNAKEMAKE, *args], cwd=work, text=True, capture_output=True, timeout=timeout,
+                          env=fast_env(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""))
 
 
 def assert_clear_failure(done: subprocess.CompletedProcess, *messages: str) -> None:

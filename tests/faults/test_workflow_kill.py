@@ -29,7 +29,7 @@ LOCKED = "Directory cannot be locked"
 
 def start(work: Path, target: str) -> subprocess.Popen:
     return subprocess.Popen([*SNAKEMAKE, target, "--cores", "2", "--configfile", "config/faces.yaml"],
-                            cwd=work, env=fast_env(work.parent), stdout=subprocess.PIPE,
+                            cwd=work, env=fast_env(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 

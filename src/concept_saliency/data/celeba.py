@@ -363,7 +363,7 @@ def list_images(source: str | os.PathLike, max_image_bytes: int = MAX_IMAGE_BYTE
             f"{source}: not a readable zip of images ({exc}); give img_align_celeba.zip or a "
             f"folder of the aligned images"
         ) from None
-    refuse = f"refusing this zip: give the official img_align_celeba.zip or a folder of the images"
+    refuse = "refusing this zip: give the official img_align_celeba.zip or a folder of the images"
     hostile = next((i.filename for i in infos if _unsafe_member(i.filename)), None)
     if hostile is not None:
         raise InputDataError(f"{source}: member '{hostile[:200]}' points outside the archive "
