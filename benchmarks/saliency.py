@@ -88,6 +88,7 @@ def torch_twin(latent):
             super().__init__()
             self.blocks = nn.ModuleList()
             self.pads = []
+            flat = False  # batch norm after Flatten/Dense normalises features, not channels
             for layer in latent.layers:
                 name = type(layer).__name__
                 if name == "Conv2D":
@@ -101,13 +102,14 @@ def torch_twin(latent):
                                                                    total // 2, total - total // 2)), conv))
                 elif name == "BatchNormalization":
                     g, beta, mean, var = layer.get_weights()
-                    bn = nn.BatchNorm2d(len(g), eps=layer.epsilon)
+                    bn = (nn.BatchNorm1d if flat else nn.BatchNorm2d)(len(g), eps=layer.epsilon)
                     bn.weight.data, bn.bias.data = torch.tensor(g), torch.tensor(beta)
                     bn.running_mean.data, bn.running_var.data = torch.tensor(mean), torch.tensor(var)
                     self.blocks.append(bn)
                 elif name == "ReLU":
                     self.blocks.append(nn.ReLU())
                 elif name == "Flatten":  # Keras flattens NHWC
+                    flat = True
                     self.blocks.append(nn.Flatten())
                     self.blocks[-1].forward = lambda t: t.permute(0, 2, 3, 1).reshape(len(t), -1)
                 elif name == "Dense":
