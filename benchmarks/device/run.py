@@ -215,9 +215,15 @@ def torch_train_rate(preset, shape, precision, batch, warm, steps, device) -> fl
 
 
 def block(vae):
-    import jax
+    """Wait for the device work on ``vae``'s weights (JAX dispatches asynchronously)."""
+    import keras
 
-    jax.block_until_ready([v.value for v in vae.trainable_variables])
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.block_until_ready([v.value for v in vae.trainable_variables])
+    else:
+        keras.ops.convert_to_numpy(vae.trainable_variables[0].value)
 
 
 class Fixed:
@@ -528,8 +534,12 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny sizes on the CPU (a check, not figures)")
     ap.add_argument("--out", default=os.environ.get("OUT", "/tmp/bench-device"))
     ap.add_argument("--sections", default="crop,train,saliency")
+    ap.add_argument("--train", default=None,
+                    help="training cases instead of the default ones, e.g. mixed_bfloat16:64,float32:64")
     args = ap.parse_args(argv)
-    cfg = QUICK if args.quick else FULL
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.train:
+        cfg["train"] = [(p, int(b)) for p, b in (case.split(":") for case in args.train.split(","))]
     OUT = Path(args.out)
     OUT.mkdir(parents=True, exist_ok=True)
     sys.modules["tensorflow"] = None  # as on the GPU machine: Keras runs on JAX alone
