@@ -8,11 +8,8 @@ Otherwise it streams: the samples are grouped by the HDF5 chunk they lie in,
 and each epoch shuffles the chunks, groups them into windows of about
 ``window_bytes`` and shuffles the samples within each window. A batch is then
 served from one or two windows read as whole, contiguous chunks (each chunk
-is decompressed once per epoch, never one random sample at a time). When a
-window is first used, the next one is read on a helper thread (h5py lets the
-main thread run meanwhile), so training does not stall on each window's
-decompression; at most three windows are held in memory (the previous one, the
-current one and the next), whatever the size of the store.
+is decompressed once per epoch, never one random sample at a time), and at
+most two windows are held in memory, whatever the size of the store.
 
 Either way the order of epoch ``e`` is drawn from ``seed + e`` alone, so a run
 resumed at epoch ``e`` sees the same batches as an uninterrupted one.
@@ -28,9 +25,7 @@ float32 either way.
 from __future__ import annotations
 
 import math
-import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -67,9 +62,6 @@ class BatchLoader(keras.utils.PyDataset):
             stored = int(np.prod(store.sample_shape)) * store.x.dtype.itemsize
             self._per_window = max(1, int(window_bytes // (self._chunk * stored)))
             self._windows: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-            self._pending: dict[int, Future] = {}
-            self._prefetcher: ThreadPoolExecutor | None = None
-            self._lock = threading.Lock()
         self._order = self._epoch_order()
 
     @property
@@ -84,7 +76,6 @@ class BatchLoader(keras.utils.PyDataset):
                 np.random.default_rng(self.seed + self.epoch).shuffle(positions)
             return positions
         self._windows.clear()
-        self._pending = {}  # reads still running for the last epoch's windows are dropped
         blocks = self._blocks.copy()
         rng = np.random.default_rng(self.seed + self.epoch)
         if self.shuffle:
@@ -101,29 +92,19 @@ class BatchLoader(keras.utils.PyDataset):
     def __len__(self) -> int:
         return math.ceil(len(self.indices) / self.batch_size)
 
-    def _read_window(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = len(self.store)
-        spans = [(int(b) * self._chunk, min((int(b) + 1) * self._chunk, n)) for b in np.sort(blocks)]
-        keys = np.concatenate([np.arange(a, b) for a, b in spans])
-        with self._lock:  # one h5py read at a time
-            rows = np.concatenate([self.store.x[a:b] for a, b in spans])
-        return keys, rows
-
     def _window(self, w: int) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted store indices, their uint8 rows) of window ``w``; at most three are kept."""
+        """(sorted store indices, their uint8 rows) of window ``w``; at most two are kept."""
         if w in self._windows:
             self._windows.move_to_end(w)
             return self._windows[w]
-        pending = self._pending.pop(w, None)
-        keys, rows = pending.result() if pending is not None else self._read_window(self._window_blocks[w])
+        n = len(self.store)
+        spans = [(int(b) * self._chunk, min((int(b) + 1) * self._chunk, n))
+                 for b in np.sort(self._window_blocks[w])]
+        keys = np.concatenate([np.arange(a, b) for a, b in spans])
+        rows = np.concatenate([self.store.x[a:b] for a, b in spans])
         self._windows[w] = (keys, rows)
         while len(self._windows) > 2:
             self._windows.popitem(last=False)
-        nxt = w + 1  # read the next window while this one is served
-        if nxt < len(self._window_blocks) and nxt not in self._windows and nxt not in self._pending:
-            if self._prefetcher is None:
-                self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="BatchLoader")
-            self._pending[nxt] = self._prefetcher.submit(self._read_window, self._window_blocks[nxt])
         return keys, rows
 
     def __getitem__(self, i: int):
