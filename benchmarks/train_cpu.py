@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -71,7 +70,7 @@ def main(argv=None) -> None:
     print(f"\ntraining step on the CPU, float32, best of {args.rounds} rounds "
           f"(keras {keras.__version__} on {keras.backend.backend()}, torch {torch.__version__}, "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
-    print(f"| preset | input | batch | ours img/s | PyTorch img/s | ours / PyTorch |")
+    print("| preset | input | batch | ours img/s | PyTorch img/s | ours / PyTorch |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, shape, batch, ours, theirs in rows:
         print(f"| {name} | {'x'.join(map(str, shape))} | {batch} | {ours:.1f} | {theirs:.1f} | "

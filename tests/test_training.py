@@ -70,7 +70,7 @@ def test_a_checkpoint_from_other_settings_is_not_resumed(store, tmp_path):
 def test_mixed_bfloat16_trains_in_bfloat16_and_saves_a_float32_model(store, tmp_path):
     import keras
 
-    import concept_saliency.training as training
+    from concept_saliency import training
     from concept_saliency.model import load_model
 
     used = {}

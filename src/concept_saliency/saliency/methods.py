@@ -219,8 +219,10 @@ class IntegratedGradients(ConceptAttribution):
         for start in range(0, len(x), per):
             xb, bb, cb = x[start:start + per], base[start:start + per], c[start:start + per]
             if len(xb) < per and len(x) > per:  # pad: the program compiled for full chunks serves
-                pad = lambda a: np.concatenate([a, np.zeros((per - len(xb), *a.shape[1:]), a.dtype)])  # noqa: E731
-                maps = self.gradient.path_integral(pad(xb), pad(bb), pad(cb), alphas, weights)
+                extra = per - len(xb)
+                xp, bp, cp = (np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)])
+                              for a in (xb, bb, cb))
+                maps = self.gradient.path_integral(xp, bp, cp, alphas, weights)
             else:
                 maps = self.gradient.path_integral(xb, bb, cb, alphas, weights)
             if maps is not None:  # JAX: path points made and summed on the accelerator
