@@ -9,12 +9,13 @@ EXTRAS ?= cpu
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test report lint clean help
+.PHONY: demo test report lint clean help bench
 
 help:
 	@echo "make demo   run the built-in demo and build results/report.html"
 	@echo "make test   run the test suite (what CI runs)"
 	@echo "make lint   snakemake --lint and snakefmt --check"
+	@echo "make bench  CPU benchmarks: training step vs PyTorch, the GPU script's --quick check (a few minutes)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed, found " + sys.version.split()[0]'
@@ -49,3 +50,10 @@ lint: $(VENV)/.ready-test
 
 clean:
 	rm -rf results .snakemake
+
+# CPU benchmarks (not tests). torch, captum: install beside the environment, never into it:
+#   python -m pip install --target /tmp/bench-extras -r benchmarks/requirements.txt
+BENCH_PATH ?= /tmp/bench-extras
+bench: $(VENV)/.ready-$(EXTRAS)
+	PYTHONPATH=src:$(BENCH_PATH) $(BIN)/python benchmarks/train_cpu.py
+	PYTHONPATH=src:$(BENCH_PATH) $(BIN)/python benchmarks/device/run.py --quick --out build/bench-quick

@@ -285,6 +285,13 @@ def test_streaming_loader_reads_whole_chunks_in_windows_and_is_deterministic(tmp
         ordered = BatchLoader(store, train, 10, shuffle=False, cache_bytes=0, window_bytes=window_bytes)
         got = np.round(np.concatenate([ordered[i][:, 0, 0, 0] for i in range(len(ordered))]) * 255)
         np.testing.assert_array_equal(got.astype(int), train)
+        # raw=True: the same samples as uint8, unscaled (streaming and cached alike)
+        for cache in (0, 2 << 30):
+            raw = BatchLoader(store, train, 10, shuffle=False, cache_bytes=cache,
+                              window_bytes=window_bytes, raw=True)
+            got = np.concatenate([raw[i] for i in range(len(raw))])
+            assert got.dtype == np.uint8 and raw.streaming == (cache == 0)
+            np.testing.assert_array_equal(got[:, 0, 0, 0], train)
 
 
 # ------------------------------------------------------------------ the architecture

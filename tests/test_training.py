@@ -65,3 +65,35 @@ def test_a_checkpoint_from_other_settings_is_not_resumed(store, tmp_path):
     _, history = train_vae(store, TINY, epochs=2, batch_size=32, seed=0, checkpoint_dir=ckpt)
     assert list(history["epoch"]) == [1, 2]
     assert json.loads((ckpt / "state.json").read_text())["epoch"] == 2
+
+
+def test_mixed_bfloat16_trains_in_bfloat16_and_saves_a_float32_model(store, tmp_path):
+    import keras
+
+    from concept_saliency import training
+    from concept_saliency.model import load_model
+
+    used = {}
+    original = training.compile_vae
+
+    def spy(vae, lr):  # the model that is trained: its layers' arithmetic
+        used["compute"] = vae.encoder.get_layer("enc_conv1").compute_dtype
+        used["output"] = vae.decoder.get_layer("reconstruction").compute_dtype
+        original(vae, lr)
+
+    training.compile_vae = spy
+    try:
+        vae, history = train_vae(store, TINY, epochs=1, batch_size=16, seed=0,
+                                 checkpoint_dir=tmp_path / "ckpt", precision="mixed_bfloat16")
+    finally:
+        training.compile_vae = original
+    assert used == {"compute": "bfloat16", "output": "float32"}
+    assert np.isfinite(history["loss"]).all()
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    vae.encoder.save(tmp_path / "encoder.keras")
+    encoder = load_model(tmp_path / "encoder.keras", "encoder")
+    assert encoder.get_layer("enc_conv1").compute_dtype == "float32"
+    x = np.random.default_rng(0).random((5, 16, 16, 3)).astype("float32")
+    z_mean, _ = encoder(x)
+    z_mean = keras.ops.convert_to_numpy(z_mean)
+    assert z_mean.dtype == np.float32 and z_mean.shape == (5, 4) and np.isfinite(z_mean).all()

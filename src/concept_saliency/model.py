@@ -10,10 +10,17 @@ The decoder mirrors the encoder with transposed convolutions and a sigmoid
 output. :class:`VAE` ties both with the reparameterisation trick and the loss
 of the paper: per-pixel binary cross-entropy (mean over pixels) plus
 ``kl_weight`` times the KL divergence (sum over latent dimensions).
+
+Precision: ``build_vae(..., precision="mixed_bfloat16")`` builds the layers
+under Keras' ``mixed_bfloat16`` policy (float32 weights, bfloat16 arithmetic)
+except the output layer, which stays float32; the loss is computed in float32.
+:func:`as_float32` rebuilds such a model in float32 with the same weights,
+which is what is saved as the final model and encoder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from dataclasses import asdict, dataclass
 
@@ -143,6 +150,12 @@ def _brocki2019_encoder(preset: ArchitecturePreset, input_shape) -> keras.Model:
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
+def _output_dtype():
+    """The output layer's dtype policy: float32 under a mixed policy (float32 outputs and loss)."""
+    policy = keras.config.dtype_policy()
+    return "float32" if policy.compute_dtype != policy.variable_dtype else None
+
+
 def _brocki2019_decoder(preset: ArchitecturePreset, output_shape) -> keras.Model:
     h_out, w_out, channels = output_shape
     h0, w0 = h_out // preset.downsampling, w_out // preset.downsampling
@@ -155,7 +168,7 @@ def _brocki2019_decoder(preset: ArchitecturePreset, output_shape) -> keras.Model
         h = layers.ReLU(name=f"dec_relu{i + 1}")(h)
         h = layers.BatchNormalization(name=f"dec_bn{i + 1}")(h)
     outputs = layers.Conv2D(channels, preset.conv_kernels[0], padding="same", activation="sigmoid",
-                            name="reconstruction")(h)
+                            name="reconstruction", dtype=_output_dtype())(h)
     return keras.Model(inputs, outputs, name="decoder")
 
 
@@ -178,13 +191,18 @@ def build_decoder(preset: ArchitecturePreset, output_shape: tuple[int, ...]) -> 
         h = layers.BatchNormalization(name=f"dec_bn{i + 1}")(h)
         h = layers.ReLU(name=f"dec_relu{i + 1}")(h)
     outputs = layers.Conv2DTranspose(channels, kernels[-1], strides=2, padding="same",
-                                     activation="sigmoid", name="reconstruction")(h)
+                                     activation="sigmoid", name="reconstruction",
+                                     dtype=_output_dtype())(h)
     return keras.Model(inputs, outputs, name="decoder")
 
 
 @keras.saving.register_keras_serializable(package="concept_saliency")
 class VAE(keras.Model):
-    """Encoder + reparameterised sampling + decoder, trained with BCE + kl_weight * KL."""
+    """Encoder + reparameterised sampling + decoder, trained with BCE + kl_weight * KL.
+
+    Integer inputs (``uint8`` batches of :class:`~concept_saliency.data.loader.BatchLoader`
+    with ``raw=True``) are images scaled by 1/255 here, on the accelerator.
+    """
 
     def __init__(self, encoder: keras.Model, decoder: keras.Model, kl_weight: float,
                  seed: int | None = None, **kwargs):
@@ -198,10 +216,18 @@ class VAE(keras.Model):
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
         self.total_tracker = keras.metrics.Mean(name="loss")
 
+    @staticmethod
+    def _scaled(x):
+        if "int" in keras.backend.standardize_dtype(x.dtype):
+            return ops.cast(x, "float32") * (1.0 / 255.0)
+        return x
+
     def call(self, x, training=False):
+        x = self._scaled(x)
         z_mean, z_log_var = self.encoder(x, training=training)
         if training:
-            eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+            eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator,
+                                      dtype=z_mean.dtype)
             z = z_mean + ops.exp(0.5 * z_log_var) * eps
         else:
             z = z_mean
@@ -209,12 +235,14 @@ class VAE(keras.Model):
                 "z_mean": z_mean, "z_log_var": z_log_var}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        recon = y_pred["reconstruction"]
+        x = ops.cast(self._scaled(x), "float32")
+        recon = ops.cast(y_pred["reconstruction"], "float32")
         eps = 1e-7
         r = ops.clip(recon, eps, 1 - eps)
         bce = -(x * ops.log(r) + (1 - x) * ops.log(1 - r))
         reconstruction = ops.mean(ops.mean(ops.reshape(bce, (ops.shape(bce)[0], -1)), axis=1))
-        z_mean, z_log_var = y_pred["z_mean"], y_pred["z_log_var"]
+        z_mean = ops.cast(y_pred["z_mean"], "float32")
+        z_log_var = ops.cast(y_pred["z_log_var"], "float32")
         kl = ops.mean(-0.5 * ops.sum(1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1))
         total = reconstruction + self.kl_weight * kl
         self.reconstruction_tracker.update_state(reconstruction)
@@ -247,12 +275,42 @@ class VAE(keras.Model):
         return cls(**config)
 
 
-def build_vae(preset: ArchitecturePreset, input_shape: tuple[int, ...], seed: int | None = None) -> VAE:
-    encoder = build_encoder(preset, input_shape)
-    decoder = build_decoder(preset, input_shape)
-    vae = VAE(encoder, decoder, preset.kl_weight, seed=seed, name=f"vae_{preset.name}")
-    vae.build((None, *input_shape))
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+@contextlib.contextmanager
+def dtype_policy(precision: str):
+    """Build layers under Keras' dtype policy ``precision``; the previous policy is restored."""
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"config key 'precision': {precision!r} is not one of {', '.join(PRECISIONS)}"
+        )
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_vae(preset: ArchitecturePreset, input_shape: tuple[int, ...], seed: int | None = None,
+              precision: str = "float32") -> VAE:
+    with dtype_policy(precision):
+        encoder = build_encoder(preset, input_shape)
+        decoder = build_decoder(preset, input_shape)
+        vae = VAE(encoder, decoder, preset.kl_weight, seed=seed, name=f"vae_{preset.name}")
+        vae.build((None, *input_shape))
     return vae
+
+
+def as_float32(vae: VAE, preset: ArchitecturePreset) -> VAE:
+    """The same VAE (same weights) with float32 layers; ``vae`` itself if it is float32 already."""
+    if all(layer.dtype_policy.name == "float32" for m in (vae.encoder, vae.decoder) for layer in m.layers):
+        return vae
+    out = build_vae(preset, tuple(vae.encoder.inputs[0].shape[1:]), seed=vae.seed)
+    for src, dst in ((vae.encoder, out.encoder), (vae.decoder, out.decoder)):
+        dst.set_weights(src.get_weights())
+    return out
 
 
 def latent_model(model: keras.Model, output: str | int | None = None) -> keras.Model:

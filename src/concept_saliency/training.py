@@ -7,6 +7,15 @@ validates on the held-out split. After every epoch it saves a checkpoint
 interruption it resumes from the last completed epoch instead of starting
 over. A non-finite loss stops training with a clear error and keeps the last
 good checkpoint.
+
+Speed: the loader's batch order is kept (``fit(shuffle=False)``: Keras would
+otherwise shuffle the order of the streaming loader's batches and defeat its
+window cache); images reach the model as ``uint8`` and are scaled on the accelerator
+(``BatchLoader(raw=True)``); the per-step callback is declared safe for Keras'
+asynchronous dispatch, so no step waits for the loss of the one before (the
+NaN check and the progress log read it on a helper thread). With
+``precision="mixed_bfloat16"`` the layers compute in bfloat16 (weights, the
+output layer and the loss stay float32); the returned model is float32.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from .artifacts import atomic_path, write_text_atomic
 from .data.loader import BatchLoader
 from .data.samples import TRAIN, VALIDATION, SampleStore
 from .errors import ConfigError, UserError
-from .model import ArchitecturePreset, build_vae, load_model
+from .model import ArchitecturePreset, as_float32, build_vae, load_model
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,10 @@ def _fingerprint(settings: dict) -> str:
 
 class _EpochCheckpoint(keras.callbacks.Callback):
     """Save model + history after each epoch (atomically); log progress; stop on NaN."""
+
+    # on_train_batch_end only reads the logs: Keras may run it on a helper thread, so the
+    # training loop does not wait for each step's loss (a device sync per step otherwise)
+    async_safe = True
 
     def __init__(self, checkpoint_dir: Path, fingerprint: str, history: list[dict],
                  n_train: int, epochs: int, steps: int):
@@ -96,8 +109,11 @@ class _EpochCheckpoint(keras.callbacks.Callback):
 
 def train_vae(samples_path: str | Path, preset: ArchitecturePreset, *, epochs: int,
               batch_size: int, seed: int, checkpoint_dir: str | Path,
-              learning_rate: float | None = None):
-    """Train a VAE of ``preset`` on a sample store; returns ``(vae, history DataFrame)``."""
+              learning_rate: float | None = None, precision: str = "float32"):
+    """Train a VAE of ``preset`` on a sample store; returns ``(vae, history DataFrame)``.
+
+    ``precision``: ``"float32"`` or ``"mixed_bfloat16"`` (the returned model is float32 either way).
+    """
     if epochs < 1:
         raise ConfigError(f"config key 'epochs': must be at least 1, got {epochs}")
     if batch_size < 1:
@@ -112,6 +128,8 @@ def train_vae(samples_path: str | Path, preset: ArchitecturePreset, *, epochs: i
         settings = {"preset": preset.as_dict(), "epochs": epochs, "batch_size": batch_size,
                     "seed": seed, "learning_rate": lr, "n": len(store),
                     "shape": store.sample_shape, "ids_head": store.ids[:5]}
+        if precision != "float32":  # float32 checkpoints of earlier versions stay valid
+            settings["precision"] = precision
         fingerprint = _fingerprint(settings)
 
         history: list[dict] = []
@@ -133,19 +151,31 @@ def train_vae(samples_path: str | Path, preset: ArchitecturePreset, *, epochs: i
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if vae is None:
             keras.utils.set_random_seed(seed)
-            vae = build_vae(preset, store.sample_shape, seed=seed)
-            vae.compile(optimizer=keras.optimizers.Adam(lr))
+            vae = build_vae(preset, store.sample_shape, seed=seed, precision=precision)
+            compile_vae(vae, lr)
 
-        train = BatchLoader(store, train_idx, batch_size, shuffle=True, seed=seed, epoch=initial_epoch)
-        val = BatchLoader(store, val_idx, batch_size, shuffle=False) if len(val_idx) else None
+        train = BatchLoader(store, train_idx, batch_size, shuffle=True, seed=seed, epoch=initial_epoch,
+                            raw=True)
+        val = BatchLoader(store, val_idx, batch_size, shuffle=False, raw=True) if len(val_idx) else None
         log.info("training %s on %d samples (%d held out), %d epochs of %d steps, batch %d",
                  preset.name, len(train_idx), len(val_idx), epochs, len(train), batch_size)
         checkpoint = _EpochCheckpoint(checkpoint_dir, fingerprint, history, len(train_idx),
                                       epochs, len(train))
         if initial_epoch < epochs:
             vae.fit(train, validation_data=val, epochs=epochs, initial_epoch=initial_epoch,
-                    callbacks=[checkpoint], verbose=0)
-    return vae, pd.DataFrame(history)
+                    callbacks=[checkpoint], **FIT_OPTIONS)
+    return as_float32(vae, preset), pd.DataFrame(history)
+
+
+#: ``fit`` settings of training. ``shuffle=False``: the loader shuffles (windows of whole HDF5
+#: chunks, then samples within them); Keras' own shuffling of a PyDataset's batch order would
+#: send each batch to another window and read (decompress) a whole window per batch.
+FIT_OPTIONS = {"shuffle": False, "verbose": 0}
+
+
+def compile_vae(vae, learning_rate: float) -> None:
+    """Compile for ``fit`` as training does (Adam; XLA-compiled steps where the backend has it)."""
+    vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
 
 
 def clear_checkpoint(checkpoint_dir: str | Path) -> None:

@@ -4,7 +4,11 @@
 
 - ``(x, c[, reference], param) -> (scores, d scores / d x)`` with
   ``scores[i] = c[i] . z(x[i])`` and the backward rule of :mod:`.graph`;
-- ``(x, c) -> scores`` (forward only: occlusion, deletion curves).
+- ``(x, c) -> scores`` (forward only: occlusion, deletion curves);
+- on JAX, ``(x, baseline, c, alphas, weights) -> (x - baseline) * sum_k weights[k] *
+  d scores / d x at baseline + alphas[k] (x - baseline)``: integrated gradients with the
+  path points made and summed on the accelerator, so only the inputs and the maps cross
+  the host boundary (not ``steps`` times as many points and gradients).
 
 Each sample carries its own concept vector, so one batch can mix concepts.
 A function is traced once per model, rule and input shape (TensorFlow:
@@ -97,6 +101,24 @@ def _build(model_ref, rule: Rule, kind: str, sample_shape, latent_dim, dtype):
 
         if kind == "scores":
             fn = jax.jit(stateless)
+        elif kind == "path":
+            def path(values, x, b, c, alphas, weights):
+                n, steps = x.shape[0], alphas.shape[0]
+                diff = x - b
+                shape = (1, steps) + (1,) * (x.ndim - 1)
+                points = (b[:, None] + alphas.reshape(shape) * diff[:, None]).reshape(
+                    (n * steps,) + x.shape[1:])
+                cs = jnp.repeat(c, steps, axis=0)
+                g = jax.grad(lambda p: jnp.sum(stateless(values, p, cs, None, 0.0)))(points)
+                avg = jnp.tensordot(weights, g.reshape((n, steps) + x.shape[1:]), axes=([0], [1]))
+                return diff * avg
+
+            jitted = jax.jit(path)
+
+            def call(x, b, c, alphas, weights):
+                return np.asarray(jitted([v.value for v in variables], x, b, c, alphas, weights))
+
+            return _Compiled(call, jitted._cache_size)
         else:
             def total(values, x, c, r, p):
                 s = stateless(values, x, c, r, p)
@@ -183,6 +205,22 @@ class ScoreGradient:
         if self.rule.paired and reference is None:
             raise ValueError(f"the {self.rule.name} rule needs reference inputs")
         return self._chunked("gradient", x, c, reference, param)
+
+    def path_integral(self, x: np.ndarray, baseline: np.ndarray, c: np.ndarray,
+                      alphas: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+        """Integrated-gradients maps computed on the accelerator (JAX, plain gradient rule);
+        ``None`` where that path does not exist (the caller sums on the host)."""
+        if self.backend != "jax" or self.rule is not GRADIENT:
+            return None
+        x = np.asarray(x, dtype=self.dtype)
+        baseline = np.asarray(baseline, dtype=self.dtype)
+        c = np.asarray(c, dtype=self.dtype)
+        cache = _COMPILED.setdefault(self.model, {})
+        key = ("path", "", tuple(x.shape[1:]), c.shape[1], self.dtype.name)
+        if key not in cache:
+            cache[key] = _build(weakref.ref(self.model), GRADIENT, "path", tuple(x.shape[1:]),
+                                c.shape[1], self.dtype)
+        return cache[key](x, baseline, c, np.asarray(alphas, self.dtype), np.asarray(weights, self.dtype))
 
     def scores(self, x: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Concept scores ``(N,)`` only (a compiled forward pass)."""

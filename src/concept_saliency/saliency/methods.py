@@ -218,6 +218,16 @@ class IntegratedGradients(ConceptAttribution):
         per = max(1, self.gradient.chunk_size // steps)
         for start in range(0, len(x), per):
             xb, bb, cb = x[start:start + per], base[start:start + per], c[start:start + per]
+            if len(xb) < per and len(x) > per:  # pad: the program compiled for full chunks serves
+                extra = per - len(xb)
+                xp, bp, cp = (np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)])
+                              for a in (xb, bb, cb))
+                maps = self.gradient.path_integral(xp, bp, cp, alphas, weights)
+            else:
+                maps = self.gradient.path_integral(xb, bb, cb, alphas, weights)
+            if maps is not None:  # JAX: path points made and summed on the accelerator
+                out[start:start + len(xb)] = maps[:len(xb)]
+                continue
             diff = xb - bb
             # path points of each sample together: (n * steps, ...)
             points = bb[:, None] + alphas.reshape(1, steps, *shape).astype(x.dtype) * diff[:, None]

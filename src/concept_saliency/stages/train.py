@@ -13,7 +13,7 @@ log = logging.getLogger("concept_saliency")
 
 def train(*, samples: str, model: str, encoder: str, history: str, loss_plot: str, preset: str,
           epochs: int, batch_size: int, seed: int, checkpoint_dir: str,
-          learning_rate: float | None = None) -> None:
+          learning_rate: float | None = None, precision: str = "float32") -> None:
     """Train the VAE; write ``vae.keras``, ``encoder.keras``, the loss history and its plot."""
     from ..backend import describe_device
     from ..model import get_preset
@@ -22,13 +22,14 @@ def train(*, samples: str, model: str, encoder: str, history: str, loss_plot: st
 
     arch = get_preset(preset)
     params = dict(preset=arch.as_dict(), epochs=epochs, batch_size=batch_size, seed=seed,
-                  learning_rate=learning_rate)
+                  learning_rate=learning_rate, precision=precision)
     prov = Provenance("train", params, {"samples": samples})
     device = describe_device()
     log.info("device: %s", device)
     prov.extra["device"] = device
     vae, hist = train_vae(samples, arch, epochs=epochs, batch_size=batch_size, seed=seed,
-                          checkpoint_dir=checkpoint_dir, learning_rate=learning_rate)
+                          checkpoint_dir=checkpoint_dir, learning_rate=learning_rate,
+                          precision=precision)
     with atomic_path(model) as tmp:
         vae.save(tmp)
     with atomic_path(encoder) as tmp:
