@@ -37,6 +37,7 @@ from .data.loader import BatchLoader
 from .data.samples import TRAIN, VALIDATION, SampleStore
 from .errors import ConfigError, UserError
 from .model import ArchitecturePreset, as_float32, build_vae, load_model
+from .progress import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,11 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         now = time.time()
         if now - self._last_log > 30:
             self._last_log = now
-            rate = (batch + 1) * self.n_train / max(self.steps, 1) / max(now - self._t0, 1e-9)
-            log.info("  step %d/%d  loss %.4f  %.0f samples/s", batch + 1, self.steps,
-                     float(loss or float("nan")), rate)
+            elapsed = max(now - self._t0, 1e-9)
+            rate = (batch + 1) * self.n_train / max(self.steps, 1) / elapsed
+            eta = elapsed / (batch + 1) * (self.steps - batch - 1)
+            log.info("  step %d/%d  loss %.4f  %.0f samples/s  epoch ETA %s", batch + 1, self.steps,
+                     float(loss or float("nan")), rate, format_duration(eta))
 
     def on_epoch_end(self, epoch, logs=None):
         if getattr(self, "_diverged", False) or not all(
@@ -103,8 +106,10 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         write_text_atomic(self.dir / "state.json", json.dumps(
             {"fingerprint": self.fingerprint, "epoch": epoch + 1, "history": self.history}, indent=1))
         val = f"  val_loss {row['val_loss']:.4f}" if "val_loss" in row else ""
-        log.info("epoch %d/%d  loss %.4f%s  %.1fs  %.0f samples/s", epoch + 1, self.epochs,
-                 row.get("loss", float("nan")), val, seconds, row["samples_per_s"])
+        left = self.epochs - epoch - 1  # this run's remaining epochs at this epoch's pace
+        log.info("epoch %d/%d  loss %.4f%s  %.1fs  %.0f samples/s  ETA %s", epoch + 1, self.epochs,
+                 row.get("loss", float("nan")), val, seconds, row["samples_per_s"],
+                 format_duration(left * seconds))
 
 
 def train_vae(samples_path: str | Path, preset: ArchitecturePreset, *, epochs: int,
