@@ -42,11 +42,12 @@ def make_zip(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def pack(faces, zip_path, *parts):
+def pack(faces, zip_path, *parts, **options):
     out = faces["results"] / "faces" / "data"
     kwargs = dict(images=str(zip_path), attributes=str(faces["dir"] / "attr.txt"),
                   landmarks=str(faces["dir"] / "land.csv"), samples=str(out / "samples.h5"),
-                  report=str(out / "report.txt"), image_size=16, validation_fraction=0.25, seed=0)
+                  report=str(out / "report.txt"), image_size=16, validation_fraction=0.25, seed=0,
+                  **options)
     from concept_saliency.stages.crop_pack import crop_pack
 
     if not parts:
@@ -81,6 +82,16 @@ def test_an_archive_expanding_beyond_the_limit_is_refused(faces):
     expect_user_error(C.list_images, str(path), "expand to", "more than the limit of 20,000",
                       error=InputDataError, source=path, max_expanded_bytes=20_000)
     assert len(C.list_images(path)) == 4
+
+
+def test_the_configured_archive_limit_reaches_the_crop_pack_stage(faces):
+    """config key max_archive_gb (the stage's max_archive_gb) is the limit the zip is held to."""
+    members = {f"img_align_celeba/{k}.jpg": v for k, v in faces["images"].items()}
+    path = make_zip(faces["dir"] / "img.zip", members)
+    total = sum(len(v) for v in members.values())
+    pack(faces, path, "expand to", "refusing this zip", max_archive_gb=(total - 1) / 1e9)
+    pack(faces, path, max_archive_gb=(total + 1) / 1e9)
+    assert (faces["results"] / "faces" / "data" / "samples.h5").exists()
 
 
 def test_an_image_with_too_many_pixels_is_not_decoded(faces, monkeypatch):

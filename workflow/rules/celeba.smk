@@ -45,6 +45,7 @@ rule crop_pack:
         seed=config["seed"],
         limit=lambda wc: celeba_cfg(wc)["limit"],
         max_bad_fraction=lambda wc: celeba_cfg(wc)["max_bad_fraction"],
+        max_archive_gb=lambda wc: celeba_cfg(wc)["max_archive_gb"],
     script:
         "../scripts/crop_pack.py"
 

@@ -494,7 +494,7 @@ def write_report(path, summary: dict, problems: list[tuple[str, str, str]]) -> N
 def crop_and_pack(images, attributes, landmarks, out_path, report_path, *, image_size: int,
                   partition=None, validation_fraction: float = 0.2, seed: int = 0,
                   workers: int = 1, limit: int | None = None, max_bad_fraction: float = 0.001,
-                  block: int = 128) -> dict:
+                  block: int = 128, max_expanded_bytes: int = MAX_EXPANDED_BYTES) -> dict:
     """Crop every CelebA image with its landmarks and pack it into a sample store.
 
     The images to pack are those in ``images`` (a zip or folder) or named in
@@ -511,7 +511,7 @@ def crop_and_pack(images, attributes, landmarks, out_path, report_path, *, image
     attr = read_attributes(attributes)
     land = read_landmarks(landmarks)
     part = read_partition(partition) if partition else None
-    members = list_images(images)
+    members = list_images(images, max_expanded_bytes=max_expanded_bytes)
     if not members:
         raise InputDataError(f"{images}: no images (.jpg, .png) found")
     attr_idx, land_idx = attr.index(), land.index()
