@@ -387,7 +387,8 @@ def test_mob_config_is_valid_and_names_its_concepts():
     config = validate_config(yaml.safe_load((REPO / "config" / "mob.yaml").read_text()), SCHEMA)
     mob = config["datasets"]["mob"]
     assert mob["models"]["paper"] == {"preset": "paper-mob", "epochs": 10, "batch_size": 64,
-                                      "learning_rate": None, "latent_output": None}
+                                      "learning_rate": None, "latent_output": None,
+                                      "precision": "float32"}
     assert concept_names("mob", mob) == ["penk", "doc2g", "kctd12", "mitral_markers"]
     assert mob["source"]["st_counts"]["counts"]["checksum"] == f"sha256:{MOB_SHA256}"
     files = input_files("mob", mob, "results")
