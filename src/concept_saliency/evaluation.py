@@ -180,13 +180,16 @@ def feature_order(maps: np.ndarray) -> np.ndarray:
 
 def score_curves(scores: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray,
                  maps: np.ndarray, concept: np.ndarray, steps: int = 16,
-                 fill: float = 0.0, features: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 fill: float = 0.0, features: np.ndarray | None = None,
+                 min_span: float = 0.05) -> dict[str, np.ndarray]:
     """Normalised concept scores as features are deleted / inserted in the order of ``maps``.
 
     ``scores(inputs, concept_indices)`` gives concept scores. Returns
     ``fractions`` ``(steps + 1,)`` and ``deletion`` / ``insertion`` ``(N, steps + 1)``:
     ``(s(x_k) - s(filled)) / (s(x) - s(filled))``; NaN rows where ``s(x)`` and
-    ``s(filled)`` are too close to normalise. ``features``: a bool mask of the
+    ``s(filled)`` differ by less than ``min_span`` of the larger of the two (filling the
+    input then barely changes the score, and dividing by that difference only magnifies
+    noise: one such sample can outweigh all the others in a mean). ``features``: a bool mask of the
     spatial positions that are features (the spots of a tissue grid; the others are
     never touched); all positions by default.
     """
@@ -214,7 +217,7 @@ def score_curves(scores: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.n
                    np.full(2 * (steps + 1), concept[i]))
         full, empty = s[0], s[steps]  # intact input, filled input
         span = full - empty
-        ok = abs(span) > 1e-6 * max(abs(full), abs(empty), 1e-12)
+        ok = abs(span) > min_span * max(abs(full), abs(empty), 1e-12)
         curves["deletion"][i] = (s[:steps + 1] - empty) / span if ok else np.nan
         curves["insertion"][i] = (s[steps + 1:] - empty) / span if ok else np.nan
     curves["fractions"] = fractions
