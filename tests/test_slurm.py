@@ -72,6 +72,7 @@ def slurm_profile(dest: Path) -> Path:
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     profile["slurm-status-command"] = "squeue"  # no accounting daemon here
     profile["slurm-init-seconds-before-status-checks"] = 2
+    profile["seconds-between-status-checks"] = 2  # tiny jobs: poll often (default 10 s)
     profile["default-resources"].update(slurm_partition="main", mem_mb=1500, runtime=30)
     profile["set-threads"] = {"train": 1, "saliency": 1}
     for rule, res in profile["set-resources"].items():
