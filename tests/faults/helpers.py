@@ -61,3 +61,11 @@ def assert_no_partial_artifacts(root: Path, allow_part: bool = False) -> None:
 def first_line_error(text: str) -> list[str]:
     """Lines of a stage's stderr/log that report an error (``ERROR`` log records)."""
     return [line for line in text.splitlines() if " ERROR " in line]
+
+
+def edit_line(path: Path, lineno: int, fn) -> Path:
+    """Replace line ``lineno`` (1-based) of a text file by ``fn(line)``; returns the path."""
+    lines = path.read_text().splitlines()
+    lines[lineno - 1] = fn(lines[lineno - 1])
+    path.write_text("\n".join(lines) + "\n")
+    return path

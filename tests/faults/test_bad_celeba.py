@@ -11,7 +11,7 @@ import pytest
 from concept_saliency.errors import InputDataError
 from concept_saliency.stages.crop_pack import crop_pack
 
-from .helpers import assert_no_partial_artifacts, expect_user_error
+from .helpers import assert_no_partial_artifacts, edit_line, expect_user_error
 
 N = 12
 
@@ -55,11 +55,6 @@ def run(source, *parts, images=None, attributes=None, landmarks=None, **kw):
     return message
 
 
-def edit_line(path: Path, lineno: int, fn) -> Path:
-    lines = path.read_text().splitlines()
-    lines[lineno - 1] = fn(lines[lineno - 1])
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_the_unspoilt_source_packs(source):

@@ -11,7 +11,7 @@ import pytest
 from concept_saliency.errors import InputDataError
 from concept_saliency.stages.prepare import prepare_spatial
 
-from .helpers import assert_no_partial_artifacts, expect_user_error
+from .helpers import assert_no_partial_artifacts, edit_line, expect_user_error
 
 MATRIX = "mob/Rep11_MOB_count_matrix-1.tsv.gz"
 # the real alignment of the original release has this shape: scale 0 and 4, shift 6 and 7
@@ -58,16 +58,12 @@ def fails(st, *parts, **kw):
     return message
 
 
-def set_line(path: Path, lineno: int, fn) -> None:
-    lines = path.read_text().splitlines()
-    lines[lineno - 1] = fn(lines[lineno - 1])
-    path.write_text("\n".join(lines) + "\n")
 
 
 def set_cell(path: Path, lineno: int, column: int, value: str) -> str:
     """Line ``lineno``'s ``column``-th count (1-based) set to ``value``; returns the gene."""
     header = path.read_text().splitlines()[0].split("\t")
-    set_line(path, lineno, lambda l: "\t".join(
+    edit_line(path, lineno, lambda l: "\t".join(
         [*l.split("\t")[:column], value, *l.split("\t")[column + 1:]]))
     return header[column]
 
@@ -80,7 +76,7 @@ def test_the_unspoilt_matrix_prepares(st):
 
 @pytest.mark.parametrize("spot", ["16.92", "16.92x", "x9.015", "16,92x9,015", "sixteen", "16.9x9.0x3"])
 def test_a_malformed_spot_coordinate(st, spot):
-    set_line(st["counts"], 5, lambda l: "\t".join([spot, *l.split("\t")[1:]]))
+    edit_line(st["counts"], 5, lambda l: "\t".join([spot, *l.split("\t")[1:]]))
     fails(st, str(st["counts"]), "line 5", f"'{spot}'", "XxY")
 
 
