@@ -32,6 +32,7 @@ from keras import layers as L
 from keras import ops
 
 from ..errors import ConfigError
+from . import strided_conv
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,9 @@ def forward(model: keras.Model, x, rule: Rule | str = GRADIENT, param=0.0, refer
             raise ValueError(f"unknown backward rule {rule!r}")
         rule = RULES[rule]
     if rule.sites == "none":
-        return model(x, training=False)
+        if _functional_of(model) is None or keras.backend.backend() != "tensorflow":
+            return model(x, training=False)
+        return _walk(model, x, None)  # the same graph, with strided_conv's faster input gradients
     if rule.paired:
         if reference is None:
             raise ValueError(f"the {rule.name} rule needs reference inputs")
@@ -267,32 +270,44 @@ def forward(model: keras.Model, x, rule: Rule | str = GRADIENT, param=0.0, refer
     return _walk(model, x, lambda kind, fn, u: _apply_nonlinearity(rule, kind, fn, u, param))
 
 
+def _pre_activation(op, args, kwargs):
+    """A layer's output before its fused activation (the user's layer is restored after)."""
+    if isinstance(op, L.Conv2D) and strided_conv.accelerates(op, tuple(args[0].shape)):
+        linear = strided_conv.conv2d(op, args[0])
+        return linear + op.bias if op.use_bias else linear
+    fn = op.activation
+    op.activation = keras.activations.linear
+    try:
+        return op(*args, **kwargs)
+    finally:
+        op.activation = fn
+
+
 def _walk(model: keras.Model, x, site):
-    """Run ``model`` on ``x`` node by node; ``site(kind, f, u)`` computes every nonlinearity f(u)."""
+    """Run ``model`` on ``x`` node by node; ``site(kind, f, u)`` computes every nonlinearity f(u)
+    (``site=None``: every layer as it is). Strided convolutions that :mod:`.strided_conv`
+    accelerates are run through it."""
 
     def operation_fn(op):
         inner = _functional_of(op)
         if inner is not None and inner is not model:
             return lambda *args, **kwargs: _run(inner, args[0] if len(args) == 1 else list(args))
         training = {"training": False} if _accepts_training(op) else {}
-        kind_fn = _site_kind(op)
+        kind_fn = None if site is None else _site_kind(op)
         if kind_fn is None:
+            if isinstance(op, L.Conv2D):  # maybe a strided convolution with a faster gradient
+                return lambda *args, **kwargs: (
+                    op.activation(_pre_activation(op, args, {**kwargs, **training}))
+                    if strided_conv.accelerates(op, tuple(args[0].shape))
+                    else op(*args, **{**kwargs, **training}))
             return lambda *args, **kwargs: op(*args, **{**kwargs, **training})
         kind, fn = kind_fn
         if isinstance(fn, keras.layers.Layer):  # an activation layer: the layer is f
             return lambda *args, **kwargs: site(kind, lambda t: op(t, **{**kwargs, **training}), args[0])
         if isinstance(op, L.Activation):
             return lambda *args, **kwargs: site(kind, fn, args[0])
-
-        def call_split(*args, **kwargs):  # Conv/Dense with a fused activation: split it off
-            op.activation = keras.activations.linear
-            try:
-                pre = op(*args, **{**kwargs, **training})
-            finally:
-                op.activation = fn
-            return site(kind, fn, pre)
-
-        return call_split
+        # Conv/Dense with a fused activation: split it off
+        return lambda *args, **kwargs: site(kind, fn, _pre_activation(op, args, {**kwargs, **training}))
 
     def _run(graph, inputs):
         out = graph._run_through_graph(inputs, operation_fn=operation_fn)
