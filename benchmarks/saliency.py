@@ -18,11 +18,12 @@ Competitors are installed for the benchmark only (see benchmarks/requirements.tx
     python -m pip install --target /tmp/bench-extras -r benchmarks/requirements.txt
     PYTHONPATH=src:/tmp/bench-extras python benchmarks/saliency.py
 
-A missing competitor is skipped with a message. Times are the best of
+A missing competitor is skipped with a message. Times are the median of
 ``--repeats`` rounds after a warm-up, each round running every contender once in
-turn so that all see the same machine load (expensive methods: one run); the
-machine may be shared, so compare the ratios of one run rather than absolute
-times across runs.
+turn so that all see the same machine load. Expensive methods run once: their
+time is a sum over many chunks, itself an average, so it is compared with the
+typical (median) time of the cheap ones, not with their best. The machine may be
+shared, so compare the ratios of one run rather than absolute times across runs.
 """
 
 from __future__ import annotations
@@ -48,13 +49,10 @@ OPTIONS = {  # the benchmark's settings (method defaults otherwise)
 EXPENSIVE = {"smoothgrad", "integrated_gradients", "occlusion", "captum IntegratedGradients"}
 
 
-def best_time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def build_encoder(seed: int = 0):
@@ -227,15 +225,16 @@ def main(argv=None) -> None:
         runs.update({name: fn for name, fn in others.items() if not isinstance(fn, str)})
         for fn in runs.values():
             fn(x[:1])  # warm-up: traces once; the batch dimension is free
-        # cheap runs interleaved, best of `repeats` rounds: every contender sees the same
+        # cheap runs interleaved, median of `repeats` rounds: every contender sees the same
         # machine load (the machine may be shared); expensive ones once
-        best = {name: float("inf") for name in runs}
+        rounds: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeats):
             for name, fn in runs.items():
                 if name not in EXPENSIVE:
-                    best[name] = min(best[name], best_time(lambda: fn(x), 1))
+                    rounds[name].append(seconds(lambda: fn(x)))
         for name, fn in runs.items():
-            report(name, batch, best_time(lambda: fn(x), 1) if name in EXPENSIVE else best[name])
+            report(name, batch, seconds(lambda: fn(x)) if name in EXPENSIVE
+                   else float(np.median(rounds[name])))
 
     # ---- the table
     cols = args.batches

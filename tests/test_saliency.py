@@ -424,3 +424,20 @@ def test_each_model_shape_and_rule_is_traced_once(rng):
     assert sorted(k[1] for k in compiled) == ["epsilon", "gradient", "rectgrad"]
     for fn in compiled.values():
         assert fn.traces() == 1
+
+
+def test_integrated_gradients_split_into_chunks_equal_one_call(rng):
+    """Paths longer than a chunk are split into groups of steps; the groups sum to the same maps
+    (and the path program is traced once for every batch and group size)."""
+    from concept_saliency.model import latent_model
+    from concept_saliency.saliency.autodiff import _COMPILED
+
+    model = tiny_encoder(seed=23)
+    x = rng.normal(size=(3, 8, 8, 2)).astype(np.float32)
+    whole = IntegratedGradients(model, np.ones(3), chunk_size=64).attribute(x, steps=20)
+    split = IntegratedGradients(model, np.ones(3), chunk_size=6).attribute(x, steps=20)  # 6 + 6 + 6 + 2
+    np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-6 * np.abs(whole).max())
+    assert np.abs(whole).max() > 1e-3
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        path = [fn for key, fn in _COMPILED[latent_model(model)].items() if key[0] == "path"]
+        assert len(path) == 1 and path[0].traces() == 1

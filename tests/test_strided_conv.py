@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-
 from conftest import tiny_encoder
 
 from concept_saliency.saliency import strided_conv
@@ -125,3 +124,30 @@ def test_the_vanilla_gradient_on_the_phase_route_equals_finite_differences(monke
     finally:
         keras.config.set_floatx("float32")
         keras.config.set_dtype_policy("float32")
+
+
+def test_kept_phase_kernels_follow_weights_re_assigned_in_place(rng):
+    """The sub-kernels are kept between calls but remade when the kernel changes (a
+    randomisation check re-assigns weights under compiled functions)."""
+    import tensorflow as tf
+
+    model = _strided_model(seed=3)
+    x = rng.random((2, 16, 16, 3)).astype(np.float32)
+    c = rng.normal(size=(2, 4)).astype(np.float32)
+    engine = ScoreGradient(model)
+
+    def tf_gradient():
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            s = tf.reduce_sum(model(xt, training=False) * c, axis=1)
+        return tape.gradient(s, xt).numpy()
+
+    before = engine(x, c)[1]
+    np.testing.assert_allclose(before, tf_gradient(), rtol=2e-4, atol=1e-6 * np.abs(before).max())
+    conv = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][1]
+    conv.kernel.assign(rng.normal(size=conv.kernel.shape).astype(np.float32))
+    after = engine(x, c)[1]
+    assert not np.allclose(after, before, rtol=1e-2)
+    np.testing.assert_allclose(after, tf_gradient(), rtol=2e-4, atol=1e-6 * np.abs(after).max())
+    np.testing.assert_allclose(engine(x, c)[1], after, rtol=1e-6)  # and kept again

@@ -5,10 +5,11 @@
 - ``(x, c[, reference], param) -> (scores, d scores / d x)`` with
   ``scores[i] = c[i] . z(x[i])`` and the backward rule of :mod:`.graph`;
 - ``(x, c) -> scores`` (forward only: occlusion, deletion curves);
-- on JAX, ``(x, baseline, c, alphas, weights) -> (x - baseline) * sum_k weights[k] *
+- ``(x, baseline, c, alphas, weights) -> (x - baseline) * sum_k weights[k] *
   d scores / d x at baseline + alphas[k] (x - baseline)``: integrated gradients with the
-  path points made and summed on the accelerator, so only the inputs and the maps cross
-  the host boundary (not ``steps`` times as many points and gradients).
+  path points made and summed in the compiled function (on the accelerator, if any), so
+  only the inputs and the maps cross the host boundary (not ``steps`` times as many
+  points and gradients).
 
 Each sample carries its own concept vector, so one batch can mix concepts.
 A function is traced once per model, rule and input shape (TensorFlow:
@@ -61,6 +62,19 @@ def _tf_gradient_unpaired(scores, x, c, p):
     return _tf_gradient(scores, x, c, None, p)
 
 
+def _tf_path(scores, x, b, c, alphas, weights):
+    """Integrated gradients in one TensorFlow call: path points made and summed in the graph."""
+    import tensorflow as tf
+
+    n, steps, rest = tf.shape(x)[0], tf.shape(alphas)[0], tf.shape(x)[1:]
+    along = [1, -1] + [1] * (x.shape.rank - 1)  # broadcast over (sample, step, ...)
+    diff = x - b
+    points = tf.reshape(b[:, None] + tf.reshape(alphas, along) * diff[:, None], tf.concat([[n * steps], rest], 0))
+    _, g = _tf_gradient(scores, points, tf.repeat(c, steps, axis=0), None, tf.zeros((), x.dtype))
+    g = tf.reshape(g, tf.concat([[n, steps], rest], 0))
+    return diff * tf.reduce_sum(g * tf.reshape(weights, along), axis=1)
+
+
 def _build(model_ref, rule: Rule, kind: str, sample_shape, latent_dim, dtype):
     backend = keras.backend.backend()
 
@@ -80,6 +94,10 @@ def _build(model_ref, rule: Rule, kind: str, sample_shape, latent_dim, dtype):
         if kind == "scores":
             fn = tf.function(functools.partial(_forward_only, scores), input_signature=[xs, cs])
             return _Compiled(lambda x, c, r, p: (fn(x, c).numpy(), None), fn.experimental_get_tracing_count)
+        if kind == "path":
+            ks = tf.TensorSpec((None,), dtype)
+            fn = tf.function(functools.partial(_tf_path, scores), input_signature=[xs, xs, cs, ks, ks])
+            return _Compiled(lambda x, b, c, a, w: fn(x, b, c, a, w).numpy(), fn.experimental_get_tracing_count)
 
         if rule.paired:
             fn = tf.function(functools.partial(_tf_gradient, scores), input_signature=[xs, cs, xs, ps])
@@ -207,11 +225,12 @@ class ScoreGradient:
         return self._chunked("gradient", x, c, reference, param)
 
     def path_integral(self, x: np.ndarray, baseline: np.ndarray, c: np.ndarray,
-                      alphas: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
-        """Integrated-gradients maps computed on the accelerator (JAX, plain gradient rule);
-        ``None`` where that path does not exist (the caller sums on the host)."""
-        if self.backend != "jax" or self.rule is not GRADIENT:
-            return None
+                      alphas: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Integrated-gradients maps ``(x - baseline) * sum_k weights[k] * grad(baseline +
+        alphas[k] (x - baseline))``, the path points made and summed inside the compiled
+        function (plain gradient rule only)."""
+        if self.rule is not GRADIENT:
+            raise ValueError(f"integrated gradients use the plain gradient, not the {self.rule.name} rule")
         x = np.asarray(x, dtype=self.dtype)
         baseline = np.asarray(baseline, dtype=self.dtype)
         c = np.asarray(c, dtype=self.dtype)
@@ -220,7 +239,17 @@ class ScoreGradient:
         if key not in cache:
             cache[key] = _build(weakref.ref(self.model), GRADIENT, "path", tuple(x.shape[1:]),
                                 c.shape[1], self.dtype)
-        return cache[key](x, baseline, c, np.asarray(alphas, self.dtype), np.asarray(weights, self.dtype))
+        fn, alphas, weights = cache[key], np.asarray(alphas, self.dtype), np.asarray(weights, self.dtype)
+        # at most chunk_size path points per call: a long path is split into groups of steps
+        group = max(1, self.chunk_size // len(x))
+        maps = None
+        for start in range(0, len(alphas), group):
+            a, w = alphas[start:start + group], weights[start:start + group]
+            if self.backend == "jax" and len(a) < group < len(alphas):  # keep the compiled shape
+                a, w = (np.concatenate([t, np.zeros(group - len(t), t.dtype)]) for t in (a, w))
+            part = fn(x, baseline, c, a, w)  # padded steps have weight 0
+            maps = part if maps is None else maps + part
+        return maps
 
     def scores(self, x: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Concept scores ``(N,)`` only (a compiled forward pass)."""

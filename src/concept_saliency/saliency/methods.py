@@ -213,28 +213,17 @@ class IntegratedGradients(ConceptAttribution):
     def _attribute(self, x, c, steps, baseline, integration):
         base = _baseline(x, baseline)
         alphas, weights = path_points(steps, integration)
-        shape = (1,) * (x.ndim - 1)
         out = np.zeros_like(x)
-        per = max(1, self.gradient.chunk_size // steps)
+        per = max(1, self.gradient.chunk_size // steps)  # samples whose paths fill a chunk
         for start in range(0, len(x), per):
             xb, bb, cb = x[start:start + per], base[start:start + per], c[start:start + per]
-            if len(xb) < per and len(x) > per:  # pad: the program compiled for full chunks serves
-                extra = per - len(xb)
-                xp, bp, cp = (np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)])
+            n = len(xb)
+            if self.gradient.backend == "jax" and n < per < len(x):  # pad: JAX's program compiled
+                # for full chunks serves (TensorFlow's batch dimension is free)
+                xb, bb, cb = (np.concatenate([a, np.zeros((per - n, *a.shape[1:]), a.dtype)])
                               for a in (xb, bb, cb))
-                maps = self.gradient.path_integral(xp, bp, cp, alphas, weights)
-            else:
-                maps = self.gradient.path_integral(xb, bb, cb, alphas, weights)
-            if maps is not None:  # JAX: path points made and summed on the accelerator
-                out[start:start + len(xb)] = maps[:len(xb)]
-                continue
-            diff = xb - bb
-            # path points of each sample together: (n * steps, ...)
-            points = bb[:, None] + alphas.reshape(1, steps, *shape).astype(x.dtype) * diff[:, None]
-            g = self.gradient(points.reshape(-1, *x.shape[1:]), np.repeat(cb, steps, axis=0))[1]
-            g = g.reshape(len(xb), steps, *x.shape[1:])
-            avg = np.tensordot(weights.astype(x.dtype), g, axes=([0], [1]))
-            out[start:start + len(xb)] = diff * avg
+            # path points made and summed in the compiled function: only inputs and maps cross
+            out[start:start + n] = self.gradient.path_integral(xb, bb, cb, alphas, weights)[:n]
         return out
 
 

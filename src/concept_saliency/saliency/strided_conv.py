@@ -24,6 +24,7 @@ larger than the stride); elsewhere TensorFlow's gradient is kept.
 from __future__ import annotations
 
 import functools
+import weakref
 
 import keras
 
@@ -71,10 +72,49 @@ def _phase_kernels(kernel, stride):
             for r_h in range(min(stride, kernel.shape[0])) for r_w in range(min(stride, kernel.shape[1]))}
 
 
+class PhaseKernels:
+    """A layer's phase sub-kernels, kept between calls and remade when its kernel changes.
+
+    Making them (slicing, flipping and transposing the kernel) costs a quarter of a
+    single sample's gradient on the paper's encoder, so they are kept in variables
+    beside a copy of the kernel they were made from. Every call compares the kernel
+    with that copy, element by element (reading it twice, a third of the cost of
+    remaking), and remakes them where anything differs: weights re-assigned in place
+    (a randomisation check, training between calls) are used as they are.
+    """
+
+    def __init__(self, kernel, stride: int):
+        import tensorflow as tf
+
+        self.stride = stride
+        with tf.init_scope():  # variables live outside any function being traced
+            kernel = tf.convert_to_tensor(kernel)
+            self.source = tf.Variable(kernel, trainable=False)
+            self.subs = {k: tf.Variable(v, trainable=False) for k, v in _sub_kernels(kernel, stride).items()}
+
+    def __call__(self, kernel):
+        """The sub-kernel of each phase ``(r_h, r_w)`` of ``kernel``."""
+        import tensorflow as tf
+
+        def kept():
+            return {k: v.read_value() for k, v in self.subs.items()}
+
+        def remade():
+            fresh = _sub_kernels(kernel, self.stride)
+            writes = [self.source.assign(kernel)] + [self.subs[k].assign(v) for k, v in fresh.items()]
+            with tf.control_dependencies(writes):
+                return {k: tf.identity(v) for k, v in fresh.items()}
+
+        return tf.cond(tf.reduce_all(tf.equal(kernel, self.source)), kept, remade)
+
+
+#: layer -> its PhaseKernels
+_KEPT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _sub_kernels(kernel, stride):
     """The flipped, transposed sub-kernel of each phase ``(r_h, r_w)``, made by XLA: TensorFlow's
-    strided slices of a 5x5x256x512 kernel take ~60 ms on CPU (XLA: ~3 ms), which would swamp
-    the gradient of a single sample."""
+    strided slices of a 5x5x256x512 kernel take ~60 ms on CPU (XLA: ~3 ms)."""
     return _xla_phase_kernels()(kernel, stride)
 
 
@@ -85,8 +125,9 @@ def _xla_phase_kernels():
     return tf.function(_phase_kernels, jit_compile=True)
 
 
-def input_gradient(dy, kernel, input_shape, stride: int, padding: str):
-    """The gradient of ``sum(dy * conv2d(x, kernel))`` with respect to ``x`` (NHWC)."""
+def input_gradient(dy, kernel, input_shape, stride: int, padding: str, phase_kernels=None):
+    """The gradient of ``sum(dy * conv2d(x, kernel))`` with respect to ``x`` (NHWC);
+    ``phase_kernels``: a :class:`PhaseKernels` of ``kernel`` (made on the spot otherwise)."""
     import tensorflow as tf
 
     _, n_h, n_w, c_in = input_shape
@@ -99,7 +140,7 @@ def input_gradient(dy, kernel, input_shape, stride: int, padding: str):
         patches = tf.matmul(tf.reshape(kernel, (-1, c_out)), tf.reshape(dy, (-1, c_out)), transpose_b=True)
         patches = tf.reshape(patches, (stride, stride, c_in, batch, h, w))
         return tf.reshape(tf.transpose(patches, (3, 4, 0, 5, 1, 2)), (batch, n_h, n_w, c_in))
-    subs = _sub_kernels(kernel, stride)
+    subs = phase_kernels(kernel) if phase_kernels is not None else _sub_kernels(kernel, stride)
     phases = []
     for rho_h in range(stride):
         r_h, m_h, lo_h, hi_h, out_h = _axis(n_h, k_h, stride, padding, rho_h)
@@ -108,10 +149,13 @@ def input_gradient(dy, kernel, input_shape, stride: int, padding: str):
             if m_h == 0 or m_w == 0:  # no tap reaches this phase (kernel smaller than stride)
                 phases.append(tf.zeros((batch, n_h // stride, n_w // stride, c_in), dy.dtype))
                 continue
-            window = dy[:, max(lo_h, 0):min(hi_h, out_h - 1) + 1, max(lo_w, 0):min(hi_w, out_w - 1) + 1]
-            window = tf.pad(window, [[0, 0], [max(-lo_h, 0), max(hi_h - out_h + 1, 0)],
-                                     [max(-lo_w, 0), max(hi_w - out_w + 1, 0)], [0, 0]])
-            phases.append(tf.nn.conv2d(window, subs[(r_h, r_w)], 1, "VALID"))
+            if lo_h < 0 and lo_w < 0 and hi_h >= out_h - 1 and hi_w >= out_w - 1:
+                window = dy  # the usual case: only zeros to add at the edges, which conv2d does
+            else:
+                window = dy[:, max(lo_h, 0):min(hi_h, out_h - 1) + 1, max(lo_w, 0):min(hi_w, out_w - 1) + 1]
+            pads = [[0, 0], [max(-lo_h, 0), max(hi_h - out_h + 1, 0)], [max(-lo_w, 0), max(hi_w - out_w + 1, 0)],
+                    [0, 0]]
+            phases.append(tf.nn.conv2d(window, subs[(r_h, r_w)], 1, pads))
     return tf.nn.depth_to_space(tf.concat(phases, axis=-1), stride)
 
 
@@ -122,11 +166,17 @@ def conv2d(layer, x):
 
     stride, padding = layer.strides[0], layer.padding
     input_shape = tuple(x.shape)
+    kernel_size = tuple(layer.kernel_size)
+    kept = None
+    if kernel_size != (stride, stride):  # (non-overlapping patches use the kernel as it lies)
+        if layer not in _KEPT:
+            _KEPT[layer] = PhaseKernels(layer.kernel, stride)
+        kept = _KEPT[layer]
 
     @tf.custom_gradient
     def conv(x, kernel):
         def grad(dy):
-            return input_gradient(dy, kernel, input_shape, stride, padding), None
+            return input_gradient(dy, kernel, input_shape, stride, padding, kept), None
 
         return tf.nn.conv2d(x, kernel, stride, padding.upper()), grad
 
