@@ -49,7 +49,7 @@ OPTIONS = {  # the benchmark's settings (method defaults otherwise)
 EXPENSIVE = {"smoothgrad", "integrated_gradients", "occlusion", "captum IntegratedGradients"}
 
 
-def seconds(fn) -> float:
+def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
@@ -231,9 +231,9 @@ def main(argv=None) -> None:
         for _ in range(args.repeats):
             for name, fn in runs.items():
                 if name not in EXPENSIVE:
-                    rounds[name].append(seconds(lambda: fn(x)))
+                    rounds[name].append(timed(lambda: fn(x)))
         for name, fn in runs.items():
-            report(name, batch, seconds(lambda: fn(x)) if name in EXPENSIVE
+            report(name, batch, timed(lambda: fn(x)) if name in EXPENSIVE
                    else float(np.median(rounds[name])))
 
     # ---- the table
