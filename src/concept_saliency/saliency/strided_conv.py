@@ -20,8 +20,8 @@ kernel as it lies spreads each output gradient over its patch.
 
 :func:`conv2d` is a drop-in for the convolution of a ``keras.layers.Conv2D``
 whose input gradient takes this route where :func:`accelerates` says it pays
-(measured: layers whose input has at least 128 channels, or whose kernel is no
-larger than the stride); elsewhere TensorFlow's gradient is kept.
+(measured: layers whose input has at least 128 channels); elsewhere TensorFlow's
+gradient is kept.
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ def accelerates(layer, input_shape) -> bool:
     _, h, w, channels = input_shape
     if h is None or w is None or h % sh or w % sw:
         return False
-    kh, kw = layer.kernel_size
-    return channels >= MIN_CHANNELS or (kh <= sh and kw <= sw)
+    return channels >= MIN_CHANNELS
 
 
 @functools.cache
@@ -87,12 +86,12 @@ def _phase_kernels(kernel, stride):
 class PhaseKernels:
     """A layer's phase sub-kernels, kept between calls and remade when its kernel changes.
 
-    Making them (slicing, flipping and transposing the kernel) costs a quarter of a
+    Making them (slicing, flipping and transposing the kernel) took a quarter of a
     single sample's gradient on the paper's encoder, so they are kept in variables
     beside a copy of the kernel they were made from. Every call compares the kernel
-    with that copy, element by element (reading it twice, a third of the cost of
-    remaking), and remakes them where anything differs: weights re-assigned in place
-    (a randomisation check, training between calls) are used as they are.
+    with that copy, element by element (reading both: under half the cost of remaking),
+    and remakes them where anything differs: weights re-assigned in place (a
+    randomisation check, training between calls) are used as they are.
     """
 
     def __init__(self, kernel, stride: int):
