@@ -62,6 +62,12 @@ def _strided_model(seed=0):
     return model
 
 
+def _conv_layer(**kwargs):
+    conv = keras.layers.Conv2D(4, 3, **{"strides": 2, **kwargs})
+    conv.build((None, 16, 16, 128))
+    return conv
+
+
 def test_the_paper_encoders_strided_convolutions_take_the_phase_route():
     from concept_saliency.model import build_encoder, get_preset
 
@@ -69,18 +75,13 @@ def test_the_paper_encoders_strided_convolutions_take_the_phase_route():
     routed = [layer.name for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)
               and strided_conv.accelerates(layer, tuple(layer.input.shape))]
     assert routed == ["enc_conv3", "enc_conv4", "enc_conv5"]  # 128, 256, 512 channels in
-    conv = keras.layers.Conv2D(4, 3, strides=2, dtype="mixed_bfloat16")
-    conv.build((None, 16, 16, 128))
-    assert not strided_conv.accelerates(conv, (None, 16, 16, 128))  # mixed precision: Keras' call
-    assert not strided_conv.accelerates(model_layer(strides=1), (None, 16, 16, 128))
-    assert not strided_conv.accelerates(model_layer(dilation_rate=2, strides=1), (None, 16, 16, 128))
-    assert not strided_conv.accelerates(model_layer(), (None, 15, 16, 128))  # not a stride multiple
-
-
-def model_layer(**kwargs):
-    conv = keras.layers.Conv2D(4, 3, **{"strides": 2, **kwargs})
-    conv.build((None, 16, 16, 128))
-    return conv
+    mixed = _conv_layer(dtype="mixed_bfloat16")
+    assert not strided_conv.accelerates(mixed, (None, 16, 16, 128))  # mixed precision: Keras' call
+    assert strided_conv.accelerates(_conv_layer(), (None, 16, 16, 128))
+    assert not strided_conv.accelerates(_conv_layer(), (None, 16, 16, 64))  # too few channels
+    assert not strided_conv.accelerates(_conv_layer(strides=1), (None, 16, 16, 128))
+    assert not strided_conv.accelerates(_conv_layer(dilation_rate=2, strides=1), (None, 16, 16, 128))
+    assert not strided_conv.accelerates(_conv_layer(), (None, 15, 16, 128))  # not a stride multiple
 
 
 @pytest.mark.parametrize("rule", ["gradient", "guided", "deconvnet", "rectgrad", "epsilon", "rescale"])
