@@ -70,6 +70,21 @@ def test_curves_touch_only_the_given_features(rng):
     np.testing.assert_allclose(c["deletion"][0], [1, 0.75, 0.5, 0.25, 0])
 
 
+def test_samples_whose_score_barely_moves_when_filled_are_left_out_of_the_curves(rng):
+    """s(x) - s(filled) under min_span of the larger score: NaN rows, not a magnified ratio."""
+    w = np.ones((1, 16))
+    x = np.ones((3, 4, 4, 1))
+    x[1] *= 0.01  # scores 16, 0.16 and 16 against 0 when filled: all move enough
+    fill = np.array([0.0, 0.0, 0.97])  # the third: 16 vs 15.52 filled, a 3% move
+    curves = [score_curves(linear_scores(w), x[i:i + 1], rng.normal(size=(1, 4, 4, 1)), [0], steps=4,
+                           fill=f) for i, f in enumerate(fill)]
+    assert np.isfinite(curves[0]["deletion"]).all() and np.isfinite(curves[1]["deletion"]).all()
+    assert np.isnan(curves[2]["deletion"]).all() and np.isnan(curves[2]["insertion"]).all()
+    kept = score_curves(linear_scores(w), x[2:], rng.normal(size=(1, 4, 4, 1)), [0], steps=4, fill=0.97,
+                        min_span=0.01)
+    np.testing.assert_allclose(kept["deletion"][0], [1, 0.75, 0.5, 0.25, 0], atol=1e-12)
+
+
 def test_randomisation_check_passes_the_gradient_and_fails_a_model_blind_method(rng):
     import keras
 

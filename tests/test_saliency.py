@@ -35,8 +35,17 @@ def _scores(model, x, c):
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_vanilla_gradient_equals_central_finite_differences(float64, rng, activation):
+@pytest.mark.parametrize("phase_route", [False, True], ids=["tf-gradient", "phase-route"])
+def test_vanilla_gradient_equals_central_finite_differences(float64, rng, monkeypatch, activation, phase_route):
+    import keras
+
+    from concept_saliency.saliency import strided_conv
+
     model = tiny_encoder(activation=activation, seed=3)
+    if phase_route:  # the strided convolution's input gradient by strided_conv's phases
+        monkeypatch.setattr(strided_conv, "MIN_CHANNELS", 1)
+        if keras.backend.backend() == "tensorflow":
+            assert strided_conv.accelerates(model.layers[1], tuple(model.layers[1].input.shape))
     c = rng.normal(size=3)
     x = rng.normal(size=(2, 8, 8, 2))
     grad = attribute(model, c, x, "vanilla_gradient")

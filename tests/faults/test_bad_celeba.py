@@ -55,8 +55,6 @@ def run(source, *parts, images=None, attributes=None, landmarks=None, **kw):
     return message
 
 
-
-
 def test_the_unspoilt_source_packs(source):
     res = source["results"] / "faces" / "data"
     write_zip(source["raw"] / "img_align_celeba.zip", source["images"])

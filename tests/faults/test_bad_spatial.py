@@ -58,8 +58,6 @@ def fails(st, *parts, **kw):
     return message
 
 
-
-
 def set_cell(path: Path, lineno: int, column: int, value: str) -> str:
     """Line ``lineno``'s ``column``-th count (1-based) set to ``value``; returns the gene."""
     header = path.read_text().splitlines()[0].split("\t")

@@ -274,11 +274,19 @@ def forward(model: keras.Model, x, rule: Rule | str = GRADIENT, param=0.0, refer
     return _walk(model, x, lambda kind, fn, u: _apply_nonlinearity(rule, kind, fn, u, param))
 
 
+def _routed(op, x):
+    """A Conv2D layer's convolution and bias through :mod:`.strided_conv`, or None where that
+    route does not pay."""
+    if isinstance(op, L.Conv2D) and strided_conv.accelerates(op, tuple(x.shape)):
+        return strided_conv.linear(op, x)
+    return None
+
+
 def _pre_activation(op, args, kwargs):
     """A layer's output before its fused activation (the user's layer is restored after)."""
-    if isinstance(op, L.Conv2D) and strided_conv.accelerates(op, tuple(args[0].shape)):
-        linear = strided_conv.conv2d(op, args[0])
-        return linear + op.bias if op.use_bias else linear
+    routed = _routed(op, args[0])
+    if routed is not None:
+        return routed
     fn = op.activation
     op.activation = keras.activations.linear
     try:
@@ -299,12 +307,11 @@ def _walk(model: keras.Model, x, site):
         training = {"training": False} if _accepts_training(op) else {}
         kind_fn = None if site is None else _site_kind(op)
         if kind_fn is None:
-            if isinstance(op, L.Conv2D):  # maybe a strided convolution with a faster gradient
-                return lambda *args, **kwargs: (
-                    op.activation(_pre_activation(op, args, {**kwargs, **training}))
-                    if strided_conv.accelerates(op, tuple(args[0].shape))
-                    else op(*args, **{**kwargs, **training}))
-            return lambda *args, **kwargs: op(*args, **{**kwargs, **training})
+            def as_is(*args, **kwargs):  # (a strided convolution: with the faster gradient)
+                routed = _routed(op, args[0])
+                return op(*args, **{**kwargs, **training}) if routed is None else op.activation(routed)
+
+            return as_is
         kind, fn = kind_fn
         if isinstance(fn, keras.layers.Layer):  # an activation layer: the layer is f
             return lambda *args, **kwargs: site(kind, lambda t: op(t, **{**kwargs, **training}), args[0])
