@@ -142,21 +142,49 @@ def test_a_lambda_layer_is_refused_by_safe_loading_and_says_why(work, tmp_path):
     assert_no_partial_artifacts(work["root"])
 
 
-def test_nan_samples_give_a_clear_error_not_nan_latents(work):
-    """NaN in the inputs (a damaged store, or a user's data) stops encoding with a message."""
+@pytest.mark.parametrize("stage", ["encode", "train", "saliency"])
+def test_nan_samples_give_a_clear_error_in_every_stage_that_reads_them(work, stage):
+    """NaN in the inputs (a damaged store, or a user's data) stops each stage that reads samples
+    with the ids of the bad ones. The inputs are checked, not the model's outputs: on some CPUs
+    oneDNN's ReLU maps NaN to 0, so a NaN input can give a finite latent."""
     from concept_saliency.artifacts import Provenance
+    from concept_saliency.concepts import Concept, write_concepts
     from concept_saliency.data.samples import assign_split, write_samples
-    from concept_saliency.stages.encode import encode
 
     x = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 2)).astype(np.float32)
     x[5, 2, 2, 1] = np.nan
     x[9, 0, 0, 0] = np.inf
-    write_samples(work["samples"], x, [f"s{i:02d}" for i in range(16)], assign_split(16, 0.25, 0))
+    ids = [f"s{i:02d}" for i in range(16)]
+    write_samples(work["samples"], x, ids, assign_split(16, 0.25, 0))
     Provenance("test").write(work["samples"], "csm.samples")
-    latents = work["res"] / "m" / "latents.h5"
-    expect_user_error(encode, str(work["samples"]), "NaN", "s05, s09", error=InputDataError,
-                      samples=str(work["samples"]), encoder=str(work["good"]), latents=str(latents))
-    assert not latents.exists()
+    out = work["res"] / "m"
+    if stage == "encode":
+        from concept_saliency.stages.encode import encode as fn
+
+        kwargs = dict(encoder=str(work["good"]), latents=str(out / "latents.h5"))
+    elif stage == "train":
+        from concept_saliency.stages.train import train as fn
+
+        model = out / "model"
+        kwargs = dict(model=str(model / "vae.keras"), encoder=str(model / "encoder.keras"),
+                      history=str(model / "history.csv"), loss_plot=str(model / "loss.png"),
+                      preset="demo-shapes", epochs=1, batch_size=8, seed=0,
+                      checkpoint_dir=str(model / "checkpoint"))
+    else:
+        from concept_saliency.stages.saliency import saliency as fn
+
+        vectors = out / "concepts" / "concepts.h5"
+        write_concepts(vectors, [Concept("c", "attribute", np.ones(3), np.zeros(16, bool))],
+                       np.zeros((16, 1)), {"c": np.array([0, 5, 9])}, ids)
+        Provenance("test").write(vectors, "csm.concepts")
+        kwargs = dict(encoder=str(work["good"]), vectors=str(vectors),
+                      maps=str(out / "saliency" / "vanilla_gradient.h5"),
+                      method="vanilla_gradient", options={})
+    message = expect_user_error(fn, str(work["samples"]), "NaN", "2 sample(s)", "s05, s09",
+                                error=InputDataError, samples=str(work["samples"]), **kwargs)
+    assert "rerun the stage that packed them" in message
+    written = [p for p in out.rglob("*") if p.is_file() and "concepts" not in p.parts]
+    assert not written
     assert_no_partial_artifacts(work["root"])
 
 

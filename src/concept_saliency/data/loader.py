@@ -102,6 +102,7 @@ class BatchLoader(keras.utils.PyDataset):
                  for b in np.sort(self._window_blocks[w])]
         keys = np.concatenate([np.arange(a, b) for a, b in spans])
         rows = np.concatenate([self.store.x[a:b] for a, b in spans])
+        self.store.check_finite(rows)
         self._windows[w] = (keys, rows)
         while len(self._windows) > 2:
             self._windows.popitem(last=False)

@@ -243,7 +243,27 @@ class SampleStore:
         out = raw.astype(np.float32)
         if self.scale != 1.0:
             out *= np.float32(self.scale)
+        self.check_finite(out)
         return out
+
+    def check_finite(self, x: np.ndarray) -> None:
+        """Refuse a block of samples holding NaN or infinite values (float stores only).
+
+        Called on every block read, so a damaged store or a user's NaN stops the stage
+        that reads it with the ids of the bad samples, whatever the model would make of
+        them (some CPUs' ReLU turns NaN into 0, so the outputs can look fine).
+        """
+        if x.dtype.kind != "f" or np.isfinite(x).all():
+            return
+        bad, n_bad = [], 0
+        for start in range(0, len(self), 1024):  # the error path: name them all
+            block = self.x[start:start + 1024]
+            rows = np.nonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))[0]
+            n_bad += len(rows)
+            bad += [self.ids[start + int(r)] for r in rows[:5 - len(bad)]]
+        raise InputDataError(
+            f"{self.path}: {n_bad} sample(s) hold NaN or infinite values, e.g. {', '.join(bad)}; "
+            f"fix the input data and rerun the stage that packed them")
 
     def index_of(self, ids: Sequence[str]) -> np.ndarray:
         lookup = {s: i for i, s in enumerate(self.ids)}

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from ..artifacts import Provenance
-from ..errors import InputDataError, UserError
+from ..errors import UserError
 
 log = logging.getLogger("concept_saliency")
 
@@ -23,14 +23,7 @@ def encode(*, samples: str, encoder: str, latents: str, latent_output=None,
     latent = latent_model(load_model(encoder, "encoder"), latent_output)
     with SampleStore(samples) as store:
         z = encode_store(latent, store, batch_size)
-        if not np.isfinite(z).all():
-            rows = np.nonzero(~np.isfinite(z).all(axis=1))[0]
-            bad = [store.ids[i] for i in rows[:1000] if not np.isfinite(store.read([i])).all()]
-            if bad:
-                raise InputDataError(
-                    f"{samples}: {len(bad)}{'+' if len(rows) > 1000 else ''} sample(s) hold NaN or "
-                    f"infinite values, e.g. {', '.join(bad[:5])}; fix the input data and rerun the "
-                    f"stage that packed them")
+        if not np.isfinite(z).all():  # the inputs were checked as they were read
             raise UserError(f"{samples}: the encoder gave NaN or infinite latents; check the inputs "
                             f"for NaN values and the model for divergence")
         write_latents(latents, z, store.ids, store.split)
