@@ -7,6 +7,10 @@ the DAG, e.g. to expand "all attributes" into concept names.
 from __future__ import annotations
 
 import copy
+import json
+import math
+import os
+import re
 from pathlib import Path
 
 from .errors import ConfigError
@@ -56,6 +60,46 @@ def available_attributes(name: str, dataset: dict) -> list[str]:
 
         return list(ATTRIBUTES)
     return []
+
+
+#: concept keys that only one dataset type can use
+CONCEPT_KEYS_BY_TYPE = {
+    "images": ("attributes", "num_samples", "allow_fewer"),
+    "spatial": ("seed_genes", "n_genes", "gene_sets", "regions", "n_markers", "marker_method",
+                "subtract_rest"),
+}
+
+
+#: dataset keys that only one dataset type can use
+DATASET_KEYS_BY_TYPE = {"images": ("image_size",), "spatial": ("normalisation", "grid_size")}
+
+
+def _check_keys_of_type(name: str, dataset: dict) -> None:
+    """Keys of the other dataset type, as the user wrote them (before defaults are filled in),
+    are refused: they would be silently ignored."""
+    other = "spatial" if dataset["type"] == "images" else "images"
+    wrong = [k for k in DATASET_KEYS_BY_TYPE[other] if k in dataset]
+    if wrong:
+        raise ConfigError(f"config key 'datasets.{name}.{wrong[0]}': applies to {other} datasets "
+                          f"only; this one is of type {dataset['type']}. Remove it.")
+    spec = dataset.get("concepts") or {}
+    wrong = [k for k in CONCEPT_KEYS_BY_TYPE[other] if k in spec]
+    if wrong:
+        what = ("gene concepts (genes are the samples of spatial data)" if other == "spatial"
+                else "attribute concepts (labels of images)")
+        raise ConfigError(
+            f"config key 'datasets.{name}.concepts.{wrong[0]}': {what} do not apply to "
+            f"{'an' if dataset['type'] == 'images' else 'a'} {dataset['type']} dataset; use {', '.join(CONCEPT_KEYS_BY_TYPE[dataset['type']][:4])}")
+    if dataset.get("groundtruth"):
+        kind = source_kind(name, dataset)
+        annotated = (kind == "synthetic_tissue" or (kind == "st_counts" and "annotation" in
+                     dataset["source"][kind]) or (kind == "anndata" and
+                                                  dataset["source"][kind].get("region_key")))
+        if kind != "synthetic_shapes" and not annotated:
+            raise ConfigError(
+                f"config key 'datasets.{name}.groundtruth': needs known concept regions: the "
+                f"synthetic demo data, or a spatial source with a spot annotation ('annotation' "
+                f"or 'region_key'); set it to false")
 
 
 def concept_names(name: str, dataset: dict) -> list[str]:
@@ -109,32 +153,199 @@ def _key(path) -> str:
 def validate_config(config: dict, schema_path: str | Path) -> dict:
     """Validate ``config`` against the workflow's schema, filling in defaults.
 
-    Raises :class:`ConfigError` with one line naming the offending key.
+    Before the schema: non-finite numbers (YAML's ``.inf``, ``.nan``) are refused
+    wherever they are. After it: keys of the other dataset type, a ``results``
+    folder that is empty or the filesystem root; ``~`` and ``$VARS`` in paths are
+    expanded. Raises :class:`ConfigError` with one line naming the offending key.
     """
     import yaml
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
+    _refuse_non_finite(config)
+    as_written = copy.deepcopy(config)
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _with_defaults(Draft202012Validator)(schema)
     error = best_match(validator.iter_errors(config))
     if error is not None:
-        where = _key(error.absolute_path)
-        if error.validator == "additionalProperties":
-            allowed = sorted(error.schema.get("properties", {}))
-            extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
-            msg = (f"unknown key(s) {', '.join(map(repr, extra))}"
-                   + (f"; allowed here: {', '.join(allowed)}" if allowed else ""))
-        elif error.validator == "enum":
-            msg = f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
-        else:
-            msg = error.message
-        raise ConfigError(f"config key '{where}': {msg}")
+        raise ConfigError(f"config key '{_key(error.absolute_path)}': {_schema_message(error)}")
     for name, dataset in config.get("datasets", {}).items():
         source_kind(name, dataset)
+        _check_keys_of_type(name, as_written["datasets"][name])
         for label, model in dataset.get("models", {}).items():
             _check_model(f"datasets.{name}.models.{label}", model)
+    _expand_paths(config, schema)
+    _check_results(config["results"])
     return config
+
+
+def _schema_message(error) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        return (f"unknown key(s) {', '.join(map(repr, extra))}"
+                + (f"; allowed here: {', '.join(allowed)}" if allowed else ""))
+    if error.validator == "enum":
+        return f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
+    message = error.message
+    if isinstance(error.instance, str) and _looks_like_number(error.instance):
+        message += (f" (YAML reads {error.instance} as text: write it with a dot and a signed "
+                    f"exponent, e.g. 1.0e-3)")
+    return message
+
+
+def _looks_like_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _refuse_non_finite(value, path=()) -> None:
+    """``.inf``, ``-.inf`` and ``.nan`` are numbers to YAML and to the schema's comparisons (NaN is
+    neither below a minimum nor above a maximum); no setting of this workflow takes them."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_non_finite(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _refuse_non_finite(v, (*path, i))
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{_key(path)}': {value} is not a finite number; give a "
+                          f"number")
+
+
+_UNEXPANDED = re.compile(r"\$(\w+|\{\w+\})")
+
+
+def _expand_path(value: str, key: str) -> str:
+    expanded = os.path.expandvars(os.path.expanduser(value))
+    left = _UNEXPANDED.search(expanded)
+    if left:
+        raise ConfigError(f"config key '{key}': {value!r}: the environment variable {left.group(0)} "
+                          f"is not set; set it or write the path out")
+    if expanded.startswith("~"):
+        raise ConfigError(f"config key '{key}': {value!r}: no such user home ('~'); write the path "
+                          f"out")
+    return expanded
+
+
+def _expand_paths(value, schema: dict, node: dict | None = None, path=()):
+    """``value`` with ``~`` and ``$VARS`` expanded in every string the schema marks
+    ``x-path: true``; dicts are updated in place."""
+    node = schema if node is None else node
+    if "$ref" in node:
+        target = schema
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    alternatives = [node, *node.get("oneOf", [])]
+    if isinstance(value, str):
+        if any(alt.get("x-path") for alt in alternatives):
+            return _expand_path(value, _key(path))
+        return value
+    if isinstance(value, dict):
+        for alt in alternatives:
+            props = alt.get("properties", {})
+            extra = alt.get("additionalProperties")
+            for k in list(value):
+                sub = props.get(k, extra if isinstance(extra, dict) else None)
+                if sub is not None:
+                    value[k] = _expand_paths(value[k], schema, sub, (*path, k))
+    return value
+
+
+def _check_results(results: str) -> None:
+    if not results.strip():
+        raise ConfigError("config key 'results': empty; give the folder that receives every "
+                          "artifact, e.g. results")
+    if Path(results).resolve() == Path(Path(results).resolve().anchor):
+        raise ConfigError(f"config key 'results': {results!r} is the filesystem root; give a "
+                          f"folder, e.g. results")
+
+
+class _DuplicateKeyLoader:
+    """PyYAML's safe loader refusing a key given twice in one mapping (PyYAML keeps the last
+    silently) and YAML 1.1's octal (``010`` is 8) and base-60 (``3:20`` is 200) integers."""
+
+    @staticmethod
+    def make():
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        def mapping(loader, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                key = loader.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise _Duplicate(key, seen[key], key_node.start_mark.line + 1)
+                seen[key] = key_node.start_mark.line + 1
+            return loader.construct_mapping(node, deep=deep)
+
+        def integer(loader, node):
+            text = loader.construct_scalar(node).replace("_", "")
+            if re.fullmatch(r"[-+]?0[0-7]+", text) or ":" in text:
+                raise _SurprisingNumber(text, node.start_mark.line + 1)
+            return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+        Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+        Loader.add_constructor("tag:yaml.org,2002:int", integer)
+        return Loader
+
+
+class _Duplicate(Exception):
+    def __init__(self, key, first: int, second: int):
+        super().__init__(key, first, second)
+        self.key, self.first, self.second = key, first, second
+
+
+class _SurprisingNumber(Exception):
+    def __init__(self, text: str, line: int):
+        super().__init__(text, line)
+        self.text, self.line = text, line
+
+
+def check_config_files(paths) -> None:
+    """Read each config file strictly: a key given twice in one mapping, and integers that YAML 1.1
+    reads in another base (``010``, ``3:20``), are refused naming the file and the line."""
+    import yaml
+
+    loader = _DuplicateKeyLoader.make()
+    for path in paths:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
+        try:
+            try:
+                json.loads(text, object_pairs_hook=_unique_json_keys)
+                continue
+            except ValueError:
+                pass
+            yaml.load(text, Loader=loader)  # noqa: S506 (a SafeLoader subclass)
+        except _Duplicate as exc:
+            where = f"line {exc.second}: " if exc.second else ""
+            first = f" (first on line {exc.first})" if exc.first else ""
+            raise ConfigError(f"{path}: {where}key '{exc.key}' is given twice{first}; only the last "
+                              f"would be kept. Keep one.") from None
+        except _SurprisingNumber as exc:
+            raise ConfigError(f"{path}: line {exc.line}: {exc.text} is read by YAML as a number in "
+                              f"base {60 if ':' in exc.text else 8}; quote it, or write it without "
+                              f"the leading 0") from None
+        except yaml.YAMLError:
+            pass  # Snakemake has already reported it
+
+
+def _unique_json_keys(pairs):
+    keys = [k for k, _ in pairs]
+    dup = next((k for k in keys if keys.count(k) > 1), None)
+    if dup is not None:
+        raise _Duplicate(dup, None, None)
+    return dict(pairs)
 
 
 def _check_model(key: str, model: dict) -> None:

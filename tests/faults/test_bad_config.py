@@ -115,6 +115,49 @@ BAD_CONFIGS = {
                                   ["datasets.shapes.source", "st_counts"]),
     "unknown backend": (demo(backend="pytorch"), ["backend", "'pytorch'", "'tensorflow'"]),
     "no datasets": (demo(datasets={}), ["datasets"]),
+    # numbers that are not finite (YAML's .inf and .nan) anywhere a number is taken: NaN passes
+    # every minimum and maximum of the schema, infinity gives all-zero maps
+    "noise_level .inf": (demo(**{"saliency/methods/smoothgrad": {"noise_level": float("inf")}}),
+                         ["saliency.methods.smoothgrad.noise_level", "not a finite number"]),
+    "epsilon .inf": (demo(**{"saliency/methods/epsilon_lrp": {"epsilon": float("inf")}}),
+                     ["saliency.methods.epsilon_lrp.epsilon", "not a finite number"]),
+    "validation_fraction .nan": (demo(**{"datasets/shapes/validation_fraction": float("nan")}),
+                                 ["datasets.shapes.validation_fraction", "not a finite number"]),
+    "learning_rate -.inf": (demo(**{"datasets/shapes/models/demo/learning_rate": float("-inf")}),
+                            ["datasets.shapes.models.demo.learning_rate", "not a finite number"]),
+    "fill_value .nan": (demo(evaluation={"fill_value": float("nan")}),
+                        ["evaluation.fill_value", "not a finite number"]),
+    "baseline .inf": (demo(**{"saliency/methods/deeplift": {"baseline": float("inf")}}),
+                      ["saliency.methods.deeplift.baseline", "not a finite number"]),
+    # integers out of the range their users take (NumPy seeds are below 2**32)
+    "seed 2**32": (demo(seed=4294967296), ["'seed'", "maximum of 4294967295"]),
+    "smoothgrad seed 2**32": (demo(**{"saliency/methods/smoothgrad": {"seed": 2 ** 32}}),
+                              ["saliency.methods.smoothgrad.seed", "maximum"]),
+    # YAML 1.1 reads 1e-3 (no dot) as text: say so
+    "learning_rate 1e-3 as text": (demo(**{"datasets/shapes/models/demo/learning_rate": "1e-3"}),
+                                   ["datasets.shapes.models.demo.learning_rate", "1.0e-3"]),
+    # the results folder
+    "results empty": (demo(results=""), ["'results'", "empty"]),
+    "results blank": (demo(results="  "), ["'results'", "empty"]),
+    "results at the root": (demo(results="/"), ["'results'", "filesystem root"]),
+    "results with an unset variable": (demo(results="$CSM_NO_SUCH_VARIABLE/out"),
+                                       ["'results'", "$CSM_NO_SUCH_VARIABLE", "not set"]),
+    # keys of the other dataset type would be silently ignored
+    "seed genes on an image dataset": (demo(**{"datasets/shapes/concepts/seed_genes": {"x": "Penk"}}),
+                                       ["datasets.shapes.concepts.seed_genes", "images dataset"]),
+    "gene sets on an image dataset": (demo(**{"datasets/shapes/concepts/gene_sets": {"x": ["Penk"]}}),
+                                      ["datasets.shapes.concepts.gene_sets"]),
+    "n_genes on an image dataset": (demo(**{"datasets/shapes/concepts/n_genes": 10}),
+                                    ["datasets.shapes.concepts.n_genes"]),
+    "attributes on a spatial dataset": (demo(**{"datasets/tissue/concepts/attributes": "all"}),
+                                        ["datasets.tissue.concepts.attributes", "spatial dataset"]),
+    "image_size on a spatial dataset": (demo(**{"datasets/tissue/image_size": 32}),
+                                        ["datasets.tissue.image_size", "images datasets only"]),
+    "grid_size on an image dataset": (demo(**{"datasets/shapes/grid_size": 32}),
+                                      ["datasets.shapes.grid_size", "spatial datasets only"]),
+    "groundtruth without known regions": (
+        demo(**{"datasets/tissue/source": {"st_counts": {"counts": "c.tsv"}}}),
+        ["datasets.tissue.groundtruth", "annotation"]),
 }
 
 
@@ -123,6 +166,44 @@ def test_bad_config_gives_one_line_naming_the_key(case):
     config, parts = BAD_CONFIGS[case]
     message = expect_user_error(check, *parts, error=ConfigError, config=config)
     assert message.startswith("config key '"), message
+
+
+def test_home_and_variables_in_paths_are_expanded(monkeypatch):
+    """``results: ~/x`` made a folder literally named '~'; every path key is expanded."""
+    monkeypatch.setenv("CSM_DATA", "/data/lab")
+    config = demo(results="~/csm-results", **{
+        "datasets/tissue/source": {"st_counts": {"counts": "$CSM_DATA/counts.tsv",
+                                                 "annotation": "${CSM_DATA}/regions.tsv",
+                                                 "image": {"url": "~/he.jpg", "checksum": "md5:00"}}}})
+    check(config)
+    home = str(Path.home())
+    assert config["results"] == f"{home}/csm-results"
+    source = config["datasets"]["tissue"]["source"]["st_counts"]
+    assert source["counts"] == "/data/lab/counts.tsv"
+    assert source["annotation"] == "/data/lab/regions.tsv"
+    assert source["image"]["url"] == f"{home}/he.jpg"
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("results: a\nseed: 1\nseed: 2\n", ["line 3", "'seed'", "twice", "line 2"]),
+    ("datasets:\n  a:\n    type: images\n    type: spatial\n", ["line 4", "'type'", "twice"]),
+    ("saliency:\n  methods:\n    smoothgrad: {samples: 8, samples: 16}\n", ["line 3", "'samples'"]),
+    ("seed: 010\n", ["line 1", "010", "base 8"]),
+    ("evaluation:\n  curve_steps: 1:30\n", ["line 2", "1:30", "base 60"]),
+    ('{"seed": 1, "seed": 2}', ["'seed'", "twice"]),
+])
+def test_a_config_file_with_a_key_twice_or_a_surprising_number_is_refused(tmp_path, text, parts):
+    from concept_saliency.config import check_config_files
+
+    path = tmp_path / "my.yaml"
+    path.write_text(text)
+    expect_user_error(check_config_files, str(path), *parts, error=ConfigError, paths=[path])
+
+
+def test_the_shipped_config_files_are_read_strictly_without_complaint():
+    from concept_saliency.config import check_config_files
+
+    check_config_files(sorted((REPO / "config").glob("*.yaml")))
 
 
 def test_an_unknown_gene_names_the_key_the_gene_and_close_names(tmp_path):

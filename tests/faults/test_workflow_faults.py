@@ -64,6 +64,15 @@ def test_a_bad_config_stops_snakemake_before_any_job(work, change, message):
     assert not (work / "results").exists()
 
 
+def test_a_key_given_twice_in_a_config_file_stops_snakemake_before_any_job(work):
+    text = (work / "config" / "config.yaml").read_text()
+    assert "\nseed: 0\n" in text
+    (work / "config" / "twice.yaml").write_text(text.replace("\nseed: 0\n", "\nseed: 0\nseed: 1\n"))
+    done = smk(work, "-n", "--configfile", "config/twice.yaml")
+    assert_clear_failure(done, "config/twice.yaml: line", "key 'seed' is given twice")
+    assert not (work / "results").exists()
+
+
 HOSTILE_RESULTS = "res; touch PWNED $(touch PWNED2) `touch PWNED3` | touch PWNED4"
 
 

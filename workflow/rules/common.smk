@@ -11,12 +11,18 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
-from concept_saliency.config import concept_names, source_kind, validate_config
+from concept_saliency.config import (
+    check_config_files,
+    concept_names,
+    source_kind,
+    validate_config,
+)
 from concept_saliency.data.celeba import resolve_source
 from concept_saliency.errors import ConfigError
 from concept_saliency.sources import downloads, input_files
 
 try:
+    check_config_files(workflow.configfiles)
     validate_config(
         config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
     )
