@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from .artifacts import atomic_path, write_text_atomic
+from .artifacts import atomic_path, file_checksum, write_text_atomic
 from .data.loader import BatchLoader
 from .data.samples import TRAIN, VALIDATION, SampleStore
 from .errors import ConfigError, UserError
@@ -112,12 +112,32 @@ class _EpochCheckpoint(keras.callbacks.Callback):
                  format_duration(left * seconds))
 
 
+def checkpoint_fingerprint(*, preset: ArchitecturePreset, data_checksum: str, epochs: int,
+                           batch_size: int, seed: int, learning_rate: float, precision: str,
+                           n: int, sample_shape) -> str:
+    """What a checkpoint must have been made with to be resumed: the data's content (the sample
+    store's checksum), every training setting, the Keras backend and the model code (the
+    architecture and loss of ``model.py``), so nothing is resumed from other data or settings."""
+    settings = {"preset": preset.as_dict(), "data": data_checksum, "epochs": epochs,
+                "batch_size": batch_size, "seed": seed, "learning_rate": learning_rate,
+                "precision": precision, "n": n, "shape": list(sample_shape),
+                "backend": keras.backend.backend(),
+                "model_code": hashlib.sha256(Path(build_vae.__code__.co_filename).read_bytes())
+                .hexdigest()}
+    return _fingerprint(settings)
+
+
 def train_vae(samples_path: str | Path, preset: ArchitecturePreset, *, epochs: int,
               batch_size: int, seed: int, checkpoint_dir: str | Path,
-              learning_rate: float | None = None, precision: str = "float32"):
+              learning_rate: float | None = None, precision: str = "float32",
+              data_checksum: str | None = None):
     """Train a VAE of ``preset`` on a sample store; returns ``(vae, history DataFrame)``.
 
     ``precision``: ``"float32"`` or ``"mixed_bfloat16"`` (the returned model is float32 either way).
+    ``data_checksum``: the store's checksum when the caller has it
+    (:func:`~concept_saliency.artifacts.file_checksum`); computed otherwise. A checkpoint in
+    ``checkpoint_dir`` is resumed only when made with the same data and settings
+    (:func:`checkpoint_fingerprint`).
     """
     if epochs < 1:
         raise ConfigError(f"config key 'epochs': must be at least 1, got {epochs}")
@@ -130,12 +150,10 @@ def train_vae(samples_path: str | Path, preset: ArchitecturePreset, *, epochs: i
         val_idx = np.nonzero(store.split == VALIDATION)[0]
         if len(train_idx) == 0:
             raise ConfigError(f"{samples_path}: no training samples (all are held out)")
-        settings = {"preset": preset.as_dict(), "epochs": epochs, "batch_size": batch_size,
-                    "seed": seed, "learning_rate": lr, "n": len(store),
-                    "shape": store.sample_shape, "ids_head": store.ids[:5]}
-        if precision != "float32":  # float32 checkpoints of earlier versions stay valid
-            settings["precision"] = precision
-        fingerprint = _fingerprint(settings)
+        fingerprint = checkpoint_fingerprint(
+            preset=preset, data_checksum=data_checksum or file_checksum(samples_path),
+            epochs=epochs, batch_size=batch_size, seed=seed, learning_rate=lr,
+            precision=precision, n=len(store), sample_shape=store.sample_shape)
 
         history: list[dict] = []
         initial_epoch = 0
@@ -152,7 +170,8 @@ def train_vae(samples_path: str | Path, preset: ArchitecturePreset, *, epochs: i
                 history = list(state["history"])[:initial_epoch]
                 log.info("resuming from the checkpoint of epoch %d in %s", initial_epoch, checkpoint_dir)
             else:
-                log.info("ignoring the checkpoint in %s: it was made with other settings", checkpoint_dir)
+                log.info("not resuming the checkpoint in %s: it was made with other data or "
+                         "settings; training from the start", checkpoint_dir)
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if vae is None:
             keras.utils.set_random_seed(seed)

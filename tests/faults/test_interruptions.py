@@ -66,6 +66,56 @@ def trained_epochs(log: str) -> list[int]:
     return [int(n) for n in re.findall(r"epoch (\d+)/\d+ ", log)]
 
 
+def kill_mid_training(base: Path, samples: Path) -> tuple[str, int]:
+    """Start training, kill -9 it in the epoch after its second checkpoint; (log, epochs done)."""
+    state = base / "model" / "checkpoint" / "state.json"
+    proc = start_training(base, samples)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if state.exists() and json.loads(state.read_text())["epoch"] >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, f"training ended before it could be killed:\n{proc.stdout.read()}"
+        time.sleep(0.3)  # into the next epoch
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return (base / "logs" / "train.log").read_text(), json.loads(state.read_text())["epoch"]
+
+
+@pytest.mark.parametrize("change", ["images rewritten, same ids", "a pixel changed"])
+def test_a_checkpoint_made_on_other_data_is_not_resumed(shapes, tmp_path, change):
+    """Interrupt training, replace the data (same number, shape and ids), rerun: training starts
+    over instead of resuming a model of the old data."""
+    from concept_saliency.artifacts import Provenance
+    from concept_saliency.data.samples import SampleStore, write_samples
+    from concept_saliency.data.synthetic import make_shapes
+
+    base = tmp_path / "results" / "shapes" / "demo"
+    first_log, done = kill_mid_training(base, shapes)
+    assert 2 <= done < EPOCHS
+    with SampleStore(str(shapes)) as store:
+        x, ids, split = store.read(), list(store.ids), store.split.copy()
+        labels, names = store.labels, store.label_names
+    if change == "a pixel changed":
+        x[7, 3, 3, 0] = 1.0 - x[7, 3, 3, 0]
+    else:
+        x = make_shapes(320, size=32, seed=1).images.astype(np.float32) / 255
+    write_samples(shapes, np.round(x * 255).astype(np.uint8), ids, split, labels, names)
+    Provenance("test").write(shapes, "csm.samples")
+
+    proc = start_training(base, shapes)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    second_log = (base / "logs" / "train.log").read_text()[len(first_log):]
+    assert "resuming from the checkpoint" not in second_log
+    assert "made with other data or settings" in second_log
+    assert trained_epochs(second_log) == list(range(1, EPOCHS + 1))
+
+
 def test_kill_9_mid_epoch_then_rerun_resumes_without_repeating_epochs(shapes, tmp_path):
     base = tmp_path / "results" / "shapes" / "demo"
     state = base / "model" / "checkpoint" / "state.json"
@@ -109,11 +159,11 @@ def test_kill_9_mid_epoch_then_rerun_resumes_without_repeating_epochs(shapes, tm
     assert_no_partial_artifacts(tmp_path / "results")
 
 
-def test_a_nan_loss_stops_training_clearly_and_keeps_the_last_good_checkpoint(shapes, tmp_path):
-    """Two good epochs, then the inputs turn to NaN (a damaged store): the resumed run stops at
-    epoch 3 with one line, writes no model, and epoch 2's checkpoint still loads."""
-    import h5py
-
+def test_a_nan_loss_stops_training_clearly_and_keeps_the_last_good_checkpoint(shapes, tmp_path,
+                                                                               monkeypatch):
+    """Two good epochs, then the optimiser blows up (its learning rate raised to 1e12 in the
+    resumed run): the run stops at epoch 3 with one line, writes no model, and epoch 2's
+    checkpoint still loads."""
     from concept_saliency.model import load_model
     from concept_saliency.stages.train import train
     from concept_saliency.training import TrainingDiverged
@@ -141,13 +191,13 @@ def test_a_nan_loss_stops_training_clearly_and_keeps_the_last_good_checkpoint(sh
         training._EpochCheckpoint.on_epoch_end = original
     ckpt = base / "model" / "checkpoint"
     good = (ckpt / "last.keras").read_bytes()
-    with h5py.File(shapes, "r+") as f:  # the store goes bad: NaN everywhere
-        x = f["x"]
-        if x.dtype.kind == "f":
-            x[...] = np.nan
-        else:
-            del f["x"]
-            f.create_dataset("x", data=np.full(x.shape, np.nan, np.float32))
+
+    def load_and_blow_up(*args, **kw):
+        vae = load_model(*args, **kw)
+        vae.optimizer.learning_rate.assign(1e12)
+        return vae
+
+    monkeypatch.setattr(training, "load_model", load_and_blow_up)
     message = expect_user_error(train, "diverged at epoch 3", str(ckpt), "last good checkpoint",
                                 "learning_rate", error=TrainingDiverged, epochs=4, **kwargs)
     assert isinstance(TrainingDiverged(message), UserError)

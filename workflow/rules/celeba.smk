@@ -26,7 +26,7 @@ rule download_celeba:
 rule crop_pack:
     input:
         unpack(celeba_inputs),
-        code=library("stages/crop_pack.py", "data/celeba.py", "data/samples.py"),
+        code=stage_code("crop_pack"),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         report=f"{R}/{{dataset}}/data/crop_pack_report.txt",
@@ -55,7 +55,7 @@ rule summary_figure:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         maps=maps_of,
-        code=library("stages/summary_figure.py", "rendering.py"),
+        code=stage_code("summary_figure"),
     output:
         figure=report(
             f"{R}/{{dataset}}/{{model}}/summary/concept_maps.png",

@@ -11,6 +11,9 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
+from concept_saliency.code_closure import (
+    stage_code,
+)  # a stage's modules: its code input
 from concept_saliency.config import (
     check_config_files,
     concept_names,
@@ -56,11 +59,6 @@ def canonical(value):
     if isinstance(value, list):
         return [canonical(v) for v in value]
     return value
-
-
-def library(*modules):
-    """Library modules a stage runs: inputs, so that editing one reruns the stage."""
-    return [os.path.join(SRC, "concept_saliency", m) for m in modules]
 
 
 def dataset(wc):
@@ -112,28 +110,67 @@ def grid_of(wc):
 
 
 def all_targets():
-    targets = []
-    for ds, cfg in DATASETS.items():
-        for model in cfg["models"]:
-            base = f"{R}/{ds}/{model}"
-            targets += [
-                f"{base}/concepts/separation.tsv",
-                f"{base}/concepts/histograms.png",
-                f"{base}/evaluation/summary.tsv",
-                f"{base}/evaluation/evaluation.png",
-            ]
-            if not imported(ds, model):
-                targets.append(f"{base}/model/loss.png")
-            targets += expand(f"{base}/figures/{{concept}}.png", concept=CONCEPTS[ds])
-            if ds in SPATIAL_DATASETS:
-                targets.append(f"{base}/maps.h5ad")
-            if ds in CELEBA_DATASETS:
-                targets.append(f"{base}/summary/concept_maps.png")
-            if cfg.get("groundtruth"):
-                targets += [
-                    f"{base}/evaluation/groundtruth.tsv",
-                    f"{base}/evaluation/groundtruth.png",
-                ]
+    """Every output the config asks for, so that a missing or outdated one is always rebuilt,
+    even in a results folder without Snakemake's metadata (copied, or .snakemake deleted).
+    """
+    return [t for ds in DATASETS for t in dataset_targets(ds)]
+
+
+def dataset_targets(ds):
+    cfg, data = DATASETS[ds], f"{R}/{ds}/data"
+    kind = source_kind(ds, cfg)
+    targets = [f"{data}/samples.h5"]
+    if kind == "synthetic_shapes":
+        raw = f"{R}/{ds}/raw"
+        targets += [f"{raw}/images", f"{raw}/attributes.tsv", f"{raw}/masks.h5"]
+    if kind == "synthetic_tissue":
+        targets += [f"{R}/{ds}/raw/counts.tsv.gz", f"{R}/{ds}/raw/annotation.tsv"]
+    if ds in CELEBA_DATASETS:
+        targets.append(f"{data}/crop_pack_report.txt")
+        targets += [f"{R}/{ds}/raw/{f}" for d, f in CELEBA_DOWNLOADS if d == ds]
+    if ds in SPATIAL_DATASETS:
+        targets += [f"{data}/spatial.h5ad", f"{data}/grid.h5"]
+        targets += [
+            f"{R}/{ds}/raw/download/{f}" for d, f in SPATIAL_DOWNLOADS if d == ds
+        ]
+    for model in cfg["models"]:
+        targets += model_targets(ds, model)
+    return targets
+
+
+def model_targets(ds, model):
+    base = f"{R}/{ds}/{model}"
+    if imported(ds, model):
+        targets = [f"{base}/model/imported.keras"]
+    else:
+        targets = [
+            f"{base}/model/{f}"
+            for f in ("vae.keras", "encoder.keras", "history.csv", "loss.png")
+        ]
+    targets.append(f"{base}/latents.h5")
+    targets += [
+        f"{base}/concepts/{f}"
+        for f in ("concepts.h5", "separation.tsv", "groups.tsv", "histograms.png")
+    ]
+    targets += expand(f"{base}/saliency/{{method}}.h5", method=methods_of(ds))
+    targets += expand(f"{base}/figures/{{concept}}.png", concept=CONCEPTS[ds])
+    targets += [
+        f"{base}/evaluation/{f}"
+        for f in ("summary.tsv", "randomisation.tsv", "curves.tsv", "evaluation.png")
+    ]
+    if ds in SPATIAL_DATASETS:
+        targets.append(f"{base}/maps.h5ad")
+    if ds in CELEBA_DATASETS:
+        targets.append(f"{base}/summary/concept_maps.png")
+    if DATASETS[ds].get("groundtruth"):
+        targets += [
+            f"{base}/evaluation/{f}"
+            for f in (
+                "groundtruth.tsv",
+                "groundtruth_per_sample.tsv",
+                "groundtruth.png",
+            )
+        ]
     return targets
 
 

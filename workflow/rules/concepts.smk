@@ -6,7 +6,7 @@ rule concepts:
         unpack(spatial_anndata_of),
         latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
         samples=f"{R}/{{dataset}}/data/samples.h5",
-        code=library("stages/concepts.py", "concepts.py", "genes.py"),
+        code=stage_code("concepts"),
     output:
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         separation=report(

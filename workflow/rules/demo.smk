@@ -3,6 +3,8 @@
 
 
 rule generate_shapes:
+    input:
+        code=stage_code("demo"),
     output:
         images=directory(f"{R}/{{dataset}}/raw/images"),
         attributes=f"{R}/{{dataset}}/raw/attributes.tsv",
@@ -22,6 +24,8 @@ rule generate_shapes:
 
 
 rule generate_tissue:
+    input:
+        code=stage_code("demo"),
     output:
         counts=f"{R}/{{dataset}}/raw/counts.tsv.gz",
         annotation=f"{R}/{{dataset}}/raw/annotation.tsv",

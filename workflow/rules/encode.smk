@@ -5,7 +5,7 @@ rule encode:
     input:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         encoder=encoder_of,
-        code=library("stages/encode.py", "encoding.py", "model.py"),
+        code=stage_code("encode"),
     output:
         latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
     log:

@@ -9,14 +9,7 @@ rule evaluate:
         encoder=encoder_of,
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         maps=maps_of,
-        code=library(
-            "stages/evaluate.py",
-            "evaluation.py",
-            "rendering.py",
-            "saliency/methods.py",
-            "saliency/autodiff.py",
-            "saliency/graph.py",
-        ),
+        code=stage_code("evaluate"),
     output:
         summary=report(
             f"{R}/{{dataset}}/{{model}}/evaluation/summary.tsv",

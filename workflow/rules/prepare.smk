@@ -4,7 +4,7 @@
 rule prepare_images:
     input:
         unpack(image_inputs),
-        code=library("stages/prepare.py", "data/images.py", "data/samples.py"),
+        code=stage_code("prepare"),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
     log:
@@ -25,9 +25,7 @@ rule prepare_images:
 rule prepare_spatial:
     input:
         unpack(spatial_inputs),
-        code=library(
-            "stages/prepare.py", "data/spatial.py", "data/samples.py", "model.py"
-        ),
+        code=stage_code("prepare"),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         anndata=f"{R}/{{dataset}}/data/spatial.h5ad",

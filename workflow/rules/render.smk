@@ -7,12 +7,7 @@ rule render:
         unpack(grid_of),
         samples=f"{R}/{{dataset}}/data/samples.h5",
         maps=maps_of,
-        code=library(
-            "stages/render.py",
-            "rendering.py",
-            "rendering_spatial.py",
-            "data/spatial.py",
-        ),
+        code=stage_code("render"),
     output:
         figure=report(
             f"{R}/{{dataset}}/{{model}}/figures/{{concept}}.png",
@@ -44,7 +39,7 @@ rule evaluate_groundtruth:
         unpack(groundtruth_inputs),
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         maps=maps_of,
-        code=library("stages/groundtruth.py", "evaluation.py"),
+        code=stage_code("groundtruth"),
     output:
         table=report(
             f"{R}/{{dataset}}/{{model}}/evaluation/groundtruth.tsv",

@@ -6,12 +6,7 @@ rule saliency:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         encoder=encoder_of,
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
-        code=library(
-            "stages/saliency.py",
-            "saliency/methods.py",
-            "saliency/autodiff.py",
-            "saliency/graph.py",
-        ),
+        code=stage_code("saliency"),
     output:
         maps=f"{R}/{{dataset}}/{{model}}/saliency/{{method}}.h5",
     log:

@@ -25,13 +25,7 @@ rule spatial_maps:
         vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         maps=maps_of,
         model=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
-        code=library(
-            "stages/spatial_maps.py",
-            "data/spatial.py",
-            "concepts.py",
-            "encoding.py",
-            "model.py",
-        ),
+        code=stage_code("spatial_maps"),
     output:
         tissue=f"{R}/{{dataset}}/{{model}}/maps.h5ad",
     log:

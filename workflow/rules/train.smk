@@ -4,7 +4,7 @@
 rule train:
     input:
         samples=f"{R}/{{dataset}}/data/samples.h5",
-        code=library("stages/train.py", "model.py", "training.py", "data/loader.py"),
+        code=stage_code("train"),
     output:
         model=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
         encoder=f"{R}/{{dataset}}/{{model}}/model/encoder.keras",
@@ -44,7 +44,7 @@ rule import_encoder:
     input:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         keras_file=lambda wc: model_cfg(wc)["keras_file"],
-        code=library("stages/import_encoder.py", "model.py"),
+        code=stage_code("import_encoder"),
     output:
         encoder=f"{R}/{{dataset}}/{{model}}/model/imported.keras",
     log:

@@ -29,7 +29,8 @@ def train(*, samples: str, model: str, encoder: str, history: str, loss_plot: st
     prov.extra["device"] = device
     vae, hist = train_vae(samples, arch, epochs=epochs, batch_size=batch_size, seed=seed,
                           checkpoint_dir=checkpoint_dir, learning_rate=learning_rate,
-                          precision=precision)
+                          precision=precision,
+                          data_checksum=prov.checksums()["samples"]["checksum"])
     with atomic_path(model) as tmp:
         vae.save(tmp)
     with atomic_path(encoder) as tmp:
