@@ -63,7 +63,7 @@ def train_only():
     m = WORK / "model"
     run_stage(train, log_file=str(OUT / "train.log"), backend="jax", samples=str(WORK / "samples.h5"),
               model=str(m / "vae.keras"), encoder=str(m / "encoder.keras"), history=str(m / "history.csv"),
-              loss_plot=str(m / "loss.png"), preset=PRESET, epochs=EPOCHS, batch_size=20, seed=0,
+              preset=PRESET, epochs=EPOCHS, batch_size=20, seed=0,
               checkpoint_dir=str(m / "checkpoint"))
 
 

@@ -57,6 +57,18 @@ def tiny_encoder(activation="relu", seed=0, fused=False, latent=3, shape=(8, 8, 
     return model
 
 
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    """The built-in demo (config/config.yaml, as `make demo` runs it) through Snakemake, once per
+    session in a temporary copy of the workflow; tests may plan (-n) in it, and edit files only
+    if they restore them."""
+    from workflow_run import copy_workflow, snakemake
+
+    work = copy_workflow(tmp_path_factory.mktemp("demo"))
+    snakemake(work, "--cores", "2", timeout=1500)
+    return work
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

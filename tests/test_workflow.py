@@ -18,11 +18,6 @@ import yaml
 from workflow_run import copy_workflow, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    work = copy_workflow(tmp_path_factory.mktemp("demo"))
-    snakemake(work, "--cores", "2", timeout=1500)
-    return work
 
 
 def test_demo_writes_every_artifact_with_provenance(demo):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .errors import ArtifactError
+from .errors import ArtifactError, DiskFullError
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +75,54 @@ _LIBRARIES = (
 # ---------------------------------------------------------------- atomic writes
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """An error of a full disk or quota: OSError with errno 28 (Python, Keras, pandas) or HDF5's
+    own errors naming it (h5py raises OSError or, when closing, RuntimeError)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return isinstance(exc, (OSError, RuntimeError)) and (
+        "No space left on device" in text or "Disk quota exceeded" in text)
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def disk_full_error(path: str | os.PathLike, *, written: int = 0,
+                    expected: int | None = None) -> DiskFullError:
+    """One line for a disk that filled while ``path`` was written: free space and what is needed."""
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    need = (f"about {format_bytes(expected)} is needed" if expected and expected > written
+            else f"more than {format_bytes(written)} is needed")
+    return DiskFullError(f"{path}: the disk is full ({format_bytes(free)} free in {folder}); {need} "
+                         f"to write it. Nothing was kept. Free space, or set 'results' to a disk "
+                         f"with room, and rerun.")
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, suffix: str | None = None,
+                expected_bytes: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` on success.
 
     On any exception (KeyboardInterrupt included) the temporary file (or
     directory) is removed and ``path`` is left as it was. The temporary name keeps the extension
-    (``name.tmp-<pid>.h5``) so libraries that look at it still work.
+    (``name.tmp-<pid>.h5``) so libraries that look at it still work. A full disk becomes a
+    :class:`~concept_saliency.errors.DiskFullError` naming the file, the free space and what
+    is needed (``expected_bytes``, when the caller knows the size, else what was written).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,12 +133,15 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        written = _size(tmp) if is_disk_full(exc) else 0
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+        if is_disk_full(exc):
+            raise disk_full_error(path, written=written, expected=expected_bytes) from None
         raise
 
 
@@ -167,13 +212,14 @@ def _check_format(found_format: str | None, found_version: Any, expected: str, p
 
 
 @contextlib.contextmanager
-def create_h5(path: str | os.PathLike, fmt: str):
-    """Create an HDF5 artifact atomically, tagged with ``fmt`` and its version."""
+def create_h5(path: str | os.PathLike, fmt: str, expected_bytes: int | None = None):
+    """Create an HDF5 artifact atomically, tagged with ``fmt`` and its version
+    (``expected_bytes``: its size, where known, for the message of a full disk)."""
     import h5py
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown artifact format {fmt!r}")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, expected_bytes=expected_bytes) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = fmt
             f.attrs["format_version"] = FORMATS[fmt]
@@ -295,6 +341,12 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def loaded_modules() -> list[str]:
+    """Modules of this package loaded in this process: the code a stage ran (recorded in
+    provenance; the rule's code inputs must cover them)."""
+    return sorted(name for name in sys.modules if name.split(".")[0] == __package__)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -357,6 +409,7 @@ class Provenance:
                 "name": "concept-saliency",
                 "version": self.package_version,
                 "git_commit": _git_commit(),
+                "modules": loaded_modules(),
             },
             "libraries": library_versions(),
             "keras_backend": backend_name(),

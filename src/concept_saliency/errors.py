@@ -19,3 +19,7 @@ class InputDataError(UserError):
 
 class ArtifactError(UserError):
     """A workflow artifact of an unknown format or version, or a damaged one."""
+
+
+class DiskFullError(UserError):
+    """The disk (or the user's quota) filled up while an artifact was written."""

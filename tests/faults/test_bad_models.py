@@ -167,7 +167,7 @@ def test_nan_samples_give_a_clear_error_in_every_stage_that_reads_them(work, sta
 
         model = out / "model"
         kwargs = dict(model=str(model / "vae.keras"), encoder=str(model / "encoder.keras"),
-                      history=str(model / "history.csv"), loss_plot=str(model / "loss.png"),
+                      history=str(model / "history.csv"),
                       preset="demo-shapes", epochs=1, batch_size=8, seed=0,
                       checkpoint_dir=str(model / "checkpoint"))
     else:

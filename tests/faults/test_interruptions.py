@@ -34,7 +34,7 @@ from concept_saliency.stages.train import train
 base = sys.argv[1]
 run_stage(train, log_file=base + "/logs/train.log", threads=1, samples=sys.argv[2],
           model=base + "/model/vae.keras", encoder=base + "/model/encoder.keras",
-          history=base + "/model/history.csv", loss_plot=base + "/model/loss.png",
+          history=base + "/model/history.csv",
           preset="demo-shapes", epochs=int(sys.argv[3]), batch_size=16, seed=0,
           checkpoint_dir=base + "/model/checkpoint")
 """
@@ -172,7 +172,7 @@ def test_a_nan_loss_stops_training_clearly_and_keeps_the_last_good_checkpoint(sh
     kwargs = dict(samples=str(shapes), model=str(base / "model" / "vae.keras"),
                   encoder=str(base / "model" / "encoder.keras"),
                   history=str(base / "model" / "history.csv"),
-                  loss_plot=str(base / "model" / "loss.png"), preset="demo-shapes", batch_size=64,
+                  preset="demo-shapes", batch_size=64,
                   seed=0, checkpoint_dir=str(base / "model" / "checkpoint"))
     import concept_saliency.training as training
 
@@ -205,7 +205,7 @@ def test_a_nan_loss_stops_training_clearly_and_keeps_the_last_good_checkpoint(sh
     assert (ckpt / "last.keras").read_bytes() == good
     vae = load_model(ckpt / "last.keras", "checkpoint")
     assert all(np.isfinite(w).all() for w in vae.get_weights())
-    for name in ("vae.keras", "encoder.keras", "history.csv", "loss.png"):
+    for name in ("vae.keras", "encoder.keras", "history.csv"):
         assert not (base / "model" / name).exists(), name
     assert_no_partial_artifacts(tmp_path / "results")
 

@@ -9,13 +9,6 @@ rule train:
         model=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
         encoder=f"{R}/{{dataset}}/{{model}}/model/encoder.keras",
         history=f"{R}/{{dataset}}/{{model}}/model/history.csv",
-        loss_plot=report(
-            f"{R}/{{dataset}}/{{model}}/model/loss.png",
-            caption="../report/loss.rst",
-            category="{dataset}",
-            subcategory="{model}: training",
-            labels={"dataset": "{dataset}", "model": "{model}", "figure": "loss"},
-        ),
     log:
         f"{R}/{{dataset}}/{{model}}/logs/train.log",
     conda:
@@ -34,6 +27,28 @@ rule train:
         checkpoint_dir=lambda wc: f"{R}/{wc.dataset}/{wc.model}/model/checkpoint",
     script:
         "../scripts/train.py"
+
+
+rule plot_loss:
+    input:
+        history=f"{R}/{{dataset}}/{{model}}/model/history.csv",
+        code=stage_code("plot_loss"),
+    output:
+        figure=report(
+            f"{R}/{{dataset}}/{{model}}/model/loss.png",
+            caption="../report/loss.rst",
+            category="{dataset}",
+            subcategory="{model}: training",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "loss"},
+        ),
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/plot_loss.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    params:
+        title=lambda wc: f"{model_cfg(wc)['preset']}: {wc.dataset}",
+    script:
+        "../scripts/plot_loss.py"
 
 
 # Or the user's own trained encoder (models: {name: {keras_file: ..., latent_output: ...}}):

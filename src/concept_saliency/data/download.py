@@ -22,7 +22,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..errors import InputDataError
+from ..artifacts import disk_full_error, format_bytes, is_disk_full
+from ..errors import DiskFullError, InputDataError
 
 log = logging.getLogger(__name__)
 _ALGORITHMS = ("md5", "sha256", "sha1")
@@ -72,7 +73,13 @@ def download(source: str, dest: str | os.PathLike, *, checksum: str | None = Non
         src = Path(source)
         if not src.is_file():
             raise DownloadError(f"{source}: no such file")
-        shutil.copyfile(src, part)
+        try:
+            shutil.copyfile(src, part)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            part.unlink(missing_ok=True)
+            raise disk_full_error(dest, expected=src.stat().st_size) from None
     else:
         _fetch(source, part, retries=retries, backoff=backoff, timeout=timeout, chunk_size=chunk_size)
     if expected:
@@ -133,8 +140,16 @@ def _fetch(url: str, part: Path, *, retries: int, backoff: float, timeout: float
             last_error = f"HTTP {exc.code} {exc.reason}"
             if 400 <= exc.code < 500 and exc.code not in (408, 416, 429):
                 _fail(url, part, last_error)
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError,
-                OSError) as exc:
+        except OSError as exc:
+            if is_disk_full(exc):  # no retry helps; the partial download is kept and resumed
+                free = shutil.disk_usage(part.parent).free
+                need = f"{format_bytes(total - have)} more" if total else "more"
+                raise DiskFullError(
+                    f"{part}: the disk is full ({format_bytes(free)} free) after {have:,} bytes of "
+                    f"{url}; {need} is needed. Free space and rerun: the download resumes where it "
+                    f"stopped.") from None
+            last_error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+        except http.client.HTTPException as exc:
             last_error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
         attempt += 1
         if attempt > retries:

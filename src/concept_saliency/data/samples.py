@@ -64,7 +64,8 @@ def create_sample_store(
         raise ValueError("samples must be uint8 images or float32 values in [0, 1]")
     if len(ids) != n or len(split) != n:
         raise ValueError("ids and split must have one entry per sample")
-    with create_h5(path, FORMAT) as f:
+    size = n * int(np.prod(sample_shape)) * dtype.itemsize  # at most: before compression
+    with create_h5(path, FORMAT, expected_bytes=size) as f:
         chunks = (max(1, min(chunk_samples, n)), *sample_shape)
         x = f.create_dataset(
             "x", shape=(n, *sample_shape), dtype=dtype, chunks=chunks,

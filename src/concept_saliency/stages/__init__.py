@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..artifacts import Provenance, atomic_path
-from ..errors import UserError
+from ..artifacts import Provenance, atomic_path, disk_full_error, is_disk_full
+from ..errors import DiskFullError, UserError
 
 log = logging.getLogger("concept_saliency")
 
@@ -43,6 +44,7 @@ def run_stage(fn: Callable, *, log_file: str | None = None, backend: str = "tens
               threads: int | None = None, **kwargs) -> Any:
     """Run a stage with logging, backend selection and clear errors."""
     _setup_logging(log_file)
+    logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks
     try:
         from ..backend import use_backend
 
@@ -54,10 +56,27 @@ def run_stage(fn: Callable, *, log_file: str | None = None, backend: str = "tens
         result = fn(**kwargs)
         log.info("stage %s: done in %.1fs", fn.__name__, time.time() - t0)
         return result
+    except DiskFullError as exc:
+        _exit_after_disk_full(exc)
     except UserError as exc:
         log.error("%s", exc)
         sys.stderr.flush()
         raise SystemExit(1) from None
+    except (OSError, RuntimeError) as exc:
+        if not is_disk_full(exc):
+            raise
+        _exit_after_disk_full(disk_full_error(getattr(exc, "filename", None) or log_file or "."))
+
+
+def _exit_after_disk_full(exc: DiskFullError) -> None:
+    """Report and leave at once: after a write failed for lack of space, the HDF5 library may
+    crash while the interpreter shuts down (a segmentation fault and a dump instead of the one
+    line), so nothing more runs (no garbage collection, no exit handlers)."""
+    log.error("%s", exc)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def run_from_snakemake(smk, fn: Callable) -> Any:

@@ -1,23 +1,21 @@
-"""The train stage: fit the VAE, write the model, encoder, loss history and plot."""
+"""The train stage: fit the VAE, write the model, encoder and loss history."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
 
 from ..artifacts import Provenance, atomic_path
 
 log = logging.getLogger("concept_saliency")
 
 
-def train(*, samples: str, model: str, encoder: str, history: str, loss_plot: str, preset: str,
+def train(*, samples: str, model: str, encoder: str, history: str, preset: str,
           epochs: int, batch_size: int, seed: int, checkpoint_dir: str,
           learning_rate: float | None = None, precision: str = "float32") -> None:
-    """Train the VAE; write ``vae.keras``, ``encoder.keras``, the loss history and its plot."""
+    """Train the VAE; write ``vae.keras``, ``encoder.keras`` and the loss history (its figure is
+    the plot_loss stage's, so that editing figure code never retrains a model)."""
     from ..backend import describe_device
     from ..model import get_preset
-    from ..rendering import plot_history
     from ..training import clear_checkpoint, train_vae
 
     arch = get_preset(preset)
@@ -37,8 +35,7 @@ def train(*, samples: str, model: str, encoder: str, history: str, loss_plot: st
         vae.encoder.save(tmp)
     with atomic_path(history) as tmp:
         hist.to_csv(tmp, index=False, float_format="%.6g")
-    plot_history(hist, loss_plot, title=f"{preset}: {Path(samples).parent.parent.name}")
     for path, fmt in ((model, "csm.keras-model"), (encoder, "csm.keras-model"),
-                      (history, "csm.history"), (loss_plot, "csm.figure")):
+                      (history, "csm.history")):
         prov.write(path, fmt)
     clear_checkpoint(checkpoint_dir)

@@ -1,0 +1,22 @@
+"""The plot_loss stage: the training loss curves of a model."""
+
+from __future__ import annotations
+
+import logging
+
+from ..artifacts import Provenance
+
+log = logging.getLogger("concept_saliency")
+
+
+def plot_loss(*, history: str, figure: str, title: str = "") -> None:
+    """Training and validation loss per epoch, from ``history.csv`` of the train stage."""
+    import pandas as pd
+
+    from ..artifacts import check_provenance_format
+    from ..rendering import plot_history
+
+    check_provenance_format(history, "csm.history")
+    prov = Provenance("plot_loss", {"title": title}, {"history": history})
+    plot_history(pd.read_csv(history), figure, title=title)
+    prov.write(figure, "csm.figure")
