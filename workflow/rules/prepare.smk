@@ -4,7 +4,13 @@
 rule prepare_images:
     input:
         unpack(image_inputs),
-        code=library("stages/prepare.py", "data/images.py", "data/samples.py"),
+        code=library(
+            "stages/prepare.py",
+            "data/images.py",
+            "data/label_table.py",
+            "data/manifest.py",
+            "data/samples.py",
+        ),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
     log:
@@ -17,7 +23,8 @@ rule prepare_images:
         image_size=lambda wc: dataset(wc)["image_size"],
         validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
         seed=config["seed"],
-        attributes=lambda wc: dataset(wc)["concepts"].get("attributes"),
+        # every label column is packed: choosing concepts must not retrain the model
+        background=image_background,
     script:
         "../scripts/prepare_images.py"
 
