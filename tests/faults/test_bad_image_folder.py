@@ -9,6 +9,8 @@ background (``a c + (1 - a) b``); EXIF orientation applied; resized in floating 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -93,9 +95,6 @@ def test_grey_1_bit_and_2_bit_images_are_replicated_to_rgb(tmp_path):
 
 def _two_bit_png(levels, trns: int | None = None) -> bytes:
     """A 2-bit grey PNG of one row (written by hand: Pillow writes no 2-bit PNGs)."""
-    import struct
-    import zlib
-
     byte = 0
     for level in levels:
         byte = (byte << 2) | level
@@ -282,8 +281,6 @@ def test_a_pngs_transparent_colour_becomes_the_background(tmp_path):
     np.testing.assert_array_equal(load_image(tmp_path / "l.png", None, WHITE)[0], [WHITE, [8, 8, 8]])
     (tmp_path / "g2.png").write_bytes(_two_bit_png([0, 1, 2, 3], trns=1))  # the key is a 2-bit value
     np.testing.assert_array_equal(load_image(tmp_path / "g2.png", None, BLACK)[0, :, 0], [0, 0, 170, 255])
-    import struct
-
     grey16 = np.array([[1000, 2000]])
     (tmp_path / "g16.png").write_bytes(png_bytes(grey16, trns=struct.pack(">H", 1000)))
     np.testing.assert_array_equal(load_image(tmp_path / "g16.png", None, WHITE)[0],

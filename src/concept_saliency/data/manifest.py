@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from ..artifacts import Provenance, provenance_path, write_text_atomic
-from ..errors import ArtifactError
+from ..errors import ArtifactError, InputDataError
 from .label_table import read_label_table, resolve_images
 
 FORMAT = "csm.image-manifest"
@@ -56,11 +56,15 @@ def write_image_manifest(image_dir: str | os.PathLike, labels: str | os.PathLike
         current = manifest.read_text()
     except (OSError, UnicodeDecodeError):
         current = None
-    if current != text:
-        write_text_atomic(manifest, text)
-    if current != text or not provenance_path(manifest).exists():
-        prov = Provenance("image_manifest", {"images": str(image_dir)}, {"labels": str(labels)})
-        prov.write(manifest, FORMAT)
+    try:
+        if current != text:
+            write_text_atomic(manifest, text)
+        if current != text or not provenance_path(manifest).exists():
+            prov = Provenance("image_manifest", {"images": str(image_dir)}, {"labels": str(labels)})
+            prov.write(manifest, FORMAT)
+    except OSError as exc:
+        raise InputDataError(f"{manifest}: cannot write the image folder manifest ({exc.strerror}); the "
+                             f"results folder must be writable") from None
     return str(manifest)
 
 
