@@ -206,3 +206,41 @@ def test_real_mob_counts_parse(data_dir):
     assert 7.85 <= adata.obs["array_x"].min() < 8.5 and 27.5 < adata.obs["array_x"].max() <= 28.1
     index = spatial.grid_index(adata)
     assert index.shape == (32, 32)
+
+
+def test_the_image_manifest_is_rewritten_exactly_when_an_image_changes(tmp_path):
+    import os
+
+    from PIL import Image
+
+    from concept_saliency.artifacts import check_provenance_format
+    from concept_saliency.data.manifest import manifest_folder, write_image_manifest
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        Image.new("RGB", (4, 4), (i, 0, 0)).save(images / f"{i}.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "target.png")
+    (images / "linked.png").symlink_to(tmp_path / "target.png")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,A\n0.png,1\n1.png,-1\n2.png,1\nlinked.png,1\n")
+    manifest = tmp_path / "results" / "raw" / "image_manifest.tsv"
+
+    def write_and_stamp():
+        old = 10**18  # an old mtime: a rewrite would replace it
+        if manifest.exists():
+            os.utime(manifest, ns=(old, old))
+        write_image_manifest(images, labels, manifest)
+        return manifest.stat().st_mtime_ns != old
+
+    assert write_and_stamp()
+    assert manifest_folder(manifest) == str(images)
+    check_provenance_format(manifest, "csm.image-manifest")
+    assert "\n1.png\t" in manifest.read_text() and "linked.png" in manifest.read_text()
+    assert not write_and_stamp()  # nothing changed: the file (and its mtime) stay
+    (images / "notes.txt").write_text("not named in the table")
+    assert not write_and_stamp()
+    for edit in (lambda: Image.new("RGB", (4, 4), (9, 9, 9)).save(images / "1.png"),  # rewritten in place
+                 lambda: os.utime(tmp_path / "target.png", ns=(1, 1))):  # a link's target touched
+        edit()
+        assert write_and_stamp()

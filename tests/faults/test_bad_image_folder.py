@@ -22,7 +22,7 @@ from concept_saliency.errors import InputDataError
 from concept_saliency.stages.prepare import prepare_images
 
 from .helpers import assert_no_partial_artifacts, expect_user_error
-from .image_files import png_bytes, tiff_bytes
+from .image_files import linear_profile, png_bytes, tiff_bytes
 
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
 
@@ -273,6 +273,16 @@ def test_grey_with_alpha_and_palettes_with_transparency(tmp_path):
                                   [[10, 20, 30], BLACK, [70, 80, 90]])
 
 
+def test_a_palette_image_with_an_alpha_channel(tmp_path):
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    palette[:3] = [[10, 20, 30], [40, 50, 60], [70, 80, 90]]
+    pa = np.array([[[0, 255], [1, 0], [2, 102]]])  # index, alpha
+    (tmp_path / "pa.tif").write_bytes(tiff_bytes(pa, bits=8, extra_samples=(2,), palette=palette))
+    assert Image.open(tmp_path / "pa.tif").mode == "PA"
+    np.testing.assert_array_equal(load_image(tmp_path / "pa.tif", None, BLACK)[0],
+                                  [[10, 20, 30], BLACK, rounded(_partial((70, 80, 90), 102, BLACK))])
+
+
 def test_a_pngs_transparent_colour_becomes_the_background(tmp_path):
     rgb = np.array([[[1, 2, 3], [4, 5, 6]]], dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "rgb.png", transparency=(1, 2, 3))
@@ -305,9 +315,50 @@ def test_cmyk_is_converted_by_the_stated_formula(tmp_path):
     assert np.abs(out - expected[0]).max() <= 8, out
 
 
-def test_an_ordinary_ycbcr_jpeg_reads_as_rgb(tmp_path):
-    Image.new("RGB", (16, 16), (200, 40, 90)).save(tmp_path / "y.jpg", quality=95)
+def _srgb_encoded(v) -> np.ndarray:
+    x = np.asarray(v, dtype=np.float64) / 255
+    return 255 * np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_a_colour_profile_other_than_srgb_is_applied(tmp_path, grey):
+    v = np.arange(0, 256, 15, dtype=np.uint8)[None]
+    pixels = v if grey else np.stack([v, v // 2, v // 3], axis=2)
+    Image.fromarray(pixels).save(tmp_path / "p.png", icc_profile=linear_profile(grey))
+    expected = _srgb_encoded(pixels if not grey else np.repeat(pixels[..., None], 3, axis=2))
+    out = load_image(tmp_path / "p.png", None).astype(int)
+    assert np.abs(out - expected).max() <= 1.5, (out[0, :, 0], expected[0, :, 0])
+    assert (out[0, 1:-1, 0] > v[0, 1:-1].astype(int) + 5).all()  # not read as sRGB
+
+
+def test_an_srgb_profile_changes_nothing_and_unusable_ones_are_refused(folder, tmp_path):
+    from PIL import ImageCms
+
+    rgb = np.random.default_rng(0).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(rgb).save(tmp_path / "s.png", icc_profile=srgb)
+    np.testing.assert_array_equal(load_image(tmp_path / "s.png", None), rgb)
+    put(folder, "deep.png", png_bytes(np.zeros((2, 2, 3)), icc=linear_profile()))
+    prepare(folder, "deep.png", "colour profile 'linear RGB (test)' cannot be applied to 16-bit")
+    Image.fromarray(rgb).save(tmp_path / "bad.png", icc_profile=b"not a profile")
+    expect_user_error(decode_image, "bad.png", "colour profile cannot be read", error=InputDataError,
+                      path=tmp_path / "bad.png")
+
+
+def test_ycbcr_reads_as_rgb(tmp_path):
+    Image.new("RGB", (16, 16), (200, 40, 90)).save(tmp_path / "y.jpg", quality=95)  # JPEGs are YCbCr inside
     assert np.abs(load_image(tmp_path / "y.jpg", None)[8, 8].astype(int) - [200, 40, 90]).max() <= 3
+    ycc = Image.new("YCbCr", (4, 4), (120, 90, 200))
+    ycc.save(tmp_path / "y.tif")  # a YCbCr TIFF opens as mode YCbCr: converted by the JPEG (JFIF) formula
+    assert Image.open(tmp_path / "y.tif").mode == "YCbCr"
+    y, cb, cr = 120, 90 - 128, 200 - 128
+    jfif = [y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb]
+    assert np.abs(load_image(tmp_path / "y.tif", None)[0, 0].astype(int) - rounded(jfif)).max() <= 1
+
+
+def test_premultiplied_grey_alpha_has_no_conversion(folder):
+    put(folder, "la.tif", tiff_bytes(np.zeros((2, 2, 2)), bits=8, extra_samples=(1,)))
+    prepare(folder, "la.tif", "mode La", "cannot be converted to RGB faithfully")
 
 
 # ------------------------------------------------------------------ orientation and frames

@@ -11,7 +11,9 @@ How stored values map to the 8-bit scale (the README says the same):
 - 16-bit samples ``v`` (grey, RGB, RGBA, grey + alpha; PNG or TIFF): ``v / 257`` (65535 -> 255);
 - 32-bit float samples ``f`` (TIFF): ``255 f``; every ``f`` must be finite and in [0, 1];
 - grey: the same value in R, G and B; palette images: the palette colour;
-- CMYK: Pillow's conversion, ``R = (255 - C)(255 - K) / 255`` and so on (no colour profile);
+- an embedded ICC colour profile other than sRGB: applied (to sRGB, relative colorimetric) to 8-bit
+  grey, RGB, RGBA and CMYK; without a profile, values are sRGB and CMYK is converted by Pillow's
+  ``R = (255 - C)(255 - K) / 255`` and so on;
 - transparency (an alpha channel, a palette's or PNG's transparent colour): composited on the
   background colour ``b`` as ``a c + (1 - a) b`` with ``a`` = alpha / its maximum, so a fully
   transparent pixel is the background whatever colour it hides;
@@ -19,7 +21,6 @@ How stored values map to the 8-bit scale (the README says the same):
 
 Then the image is resized (bilinear, antialiased) in floating point and rounded
 to the nearest integer once (halves up): 16-bit gradation survives resizing.
-ICC colour profiles are not applied: values are taken as sRGB.
 
 Refused, one line naming the file: anything Pillow cannot read or that is not a
 PNG, JPEG, TIFF, BMP, GIF or WebP (EPS, which Pillow would hand to Ghostscript,
@@ -27,12 +28,14 @@ included); several frames (multi-page TIFF, animated GIF/PNG/WebP; a phone's
 multi-picture JPEG gives its primary picture); signed or 32-bit integer samples
 (no stated range); float samples outside [0, 1] or not finite; TIFFs with more
 samples per pixel than grey/colour plus alpha; 16-bit CMYK, 16-bit premultiplied
-alpha, CIELab and other modes with no faithful conversion to RGB; an EXIF
-orientation other than 1-8.
+alpha, CIELab and other modes with no faithful conversion to RGB; a colour
+profile other than sRGB on 16-bit, float, palette or grey + alpha data, or one
+that cannot be read; an EXIF orientation other than 1-8.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
@@ -95,7 +98,7 @@ def decode_image(path: str | os.PathLike, background=(255, 255, 255)) -> np.ndar
             tiff = _tiff_layout(im, path)
             rawmodes = {_rawmode(t.args) for t in im.tile}  # the tiles are gone after loading
             im.load()
-            values, alpha = _channels(im, path, rawmodes, tiff)
+            values, alpha = _channels(_to_srgb(im, path, rawmodes), path, rawmodes, tiff)
             upright = _UPRIGHT[_orientation(im, path)]
     except InputDataError:
         raise
@@ -191,6 +194,36 @@ def _channels(im, path: Path, rawmodes: set[str], tiff: dict) -> tuple[np.ndarra
         raise InputDataError(f"{path}: holds signed or 32-bit integer samples (mode I), which have no stated "
                              f"range to map to 0-255; save it as 8- or 16-bit unsigned or as float in [0, 1]")
     raise InputDataError(f"{path}: mode {mode} cannot be converted to RGB faithfully; save it as RGB or grey")
+
+
+def _to_srgb(im, path: Path, rawmodes: set[str]):
+    """``im`` with its embedded ICC colour profile applied, if that profile is not sRGB: converted to
+    sRGB (relative colorimetric) for 8-bit grey, RGB, RGBA and CMYK; refused on other data."""
+    icc = im.info.get("icc_profile")
+    if not icc:
+        return im
+    from PIL import ImageCms
+
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        name = ImageCms.getProfileDescription(profile).strip()
+    except (OSError, ImageCms.PyCMSError) as exc:
+        raise InputDataError(f"{path}: its embedded colour profile cannot be read ({exc}); remove the profile "
+                             f"or convert the image to sRGB") from None
+    if "srgb" in name.lower():
+        return im
+    deep = im.mode in (*_GREY16, "F", "I") or any(";16" in r for r in rawmodes)
+    if deep or im.mode not in ("L", "RGB", "RGBA", "CMYK") or "transparency" in im.info:
+        what = "16-bit or float samples" if deep else f"mode {im.mode}"
+        raise InputDataError(f"{path}: its colour profile '{name}' cannot be applied to {what}; convert the "
+                             f"image to sRGB")
+    try:
+        return ImageCms.profileToProfile(im, profile, ImageCms.createProfile("sRGB"),
+                                         renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+                                         outputMode="RGBA" if im.mode == "RGBA" else "RGB")
+    except ImageCms.PyCMSError as exc:
+        raise InputDataError(f"{path}: its colour profile '{name}' cannot be applied ({exc}); convert the "
+                             f"image to sRGB") from None
 
 
 def _rawmode(args) -> str:
