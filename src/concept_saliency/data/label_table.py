@@ -258,8 +258,8 @@ def _attribute_columns(header: list[str], header_line: int, rows, separator: str
             f"{path}: expected a header row with an image column and at least one attribute column, "
             f"separated by {_SEPARATOR_NAMES[separator]}")
     if all(_VALUE.fullmatch(a) for a in attributes) and PurePosixPath(header[0]).suffix:
-        raise InputDataError(f"{path}: line {header_line} looks like a data row ('{header[0]}', then values); the table "
-                             f"needs a header row: the image column's name, then attribute names")
+        raise InputDataError(f"{path}: line {header_line} looks like a data row ('{header[0]}', then values); "
+                             f"the table needs a header row: the image column's name, then attribute names")
     seen: dict[str, int] = {}
     for k, name in enumerate(attributes, start=2):
         check_attribute_name(name, f"{path}: line {header_line}, column {k}")
