@@ -44,6 +44,7 @@ FORMATS: dict[str, int] = {
     "csm.anndata": 1,  # normalised spatial transcriptomics (.h5ad)
     "csm.spatial-maps": 1,  # the .h5ad above with concept maps on its spots (obs, obsm, var)
     "csm.download": 1,  # a downloaded input file (its record: URL and checksum)
+    "csm.image-manifest": 1,  # the images of a user's folder: name, size, mtime (data/manifest.py)
     "csm.keras-model": 1,  # .keras files (the Keras format carries its own version)
     "csm.history": 1,  # training loss history (CSV)
     "csm.latents": 1,  # latent means of every sample

@@ -35,16 +35,18 @@ def source_kind(name: str, dataset: dict) -> str:
     return kind
 
 
-def table_attributes(path: str | Path) -> list[str]:
-    """Attribute names from the header of a CSV/TSV attribute table (first column: image)."""
-    path = Path(path)
+def table_attributes(path: str | Path, key: str = "labels") -> list[str]:
+    """Attribute names of an image folder's label table, read as the prepare stage reads it
+    (:func:`concept_saliency.data.label_table.read_label_table`): names that cannot be file names,
+    duplicates and bad rows are refused here, before any job runs, as a :class:`ConfigError`
+    naming the config ``key``, the file and the line."""
+    from .data.label_table import read_label_table
+    from .errors import InputDataError
+
     try:
-        with open(path) as f:
-            header = f.readline().rstrip("\r\n")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the attribute table ({exc.strerror})") from None
-    sep = "," if path.suffix.lower() == ".csv" else "\t"
-    return [h.strip() for h in header.split(sep)[1:]]
+        return list(read_label_table(path).attributes)
+    except InputDataError as exc:
+        raise ConfigError(f"config key '{key}': {exc}") from None
 
 
 def available_attributes(name: str, dataset: dict) -> list[str]:
@@ -54,7 +56,8 @@ def available_attributes(name: str, dataset: dict) -> list[str]:
 
         return list(SHAPE_ATTRIBUTES)
     if kind == "image_folder":
-        return table_attributes(dataset["source"]["image_folder"]["labels"])
+        return table_attributes(dataset["source"]["image_folder"]["labels"],
+                                f"datasets.{name}.source.image_folder.labels")
     if kind == "celeba":  # fixed, so the DAG is known before anything is downloaded
         from .data.celeba import ATTRIBUTES
 

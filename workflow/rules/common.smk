@@ -21,7 +21,8 @@ from concept_saliency.config import (
     validate_config,
 )
 from concept_saliency.data.celeba import resolve_source
-from concept_saliency.errors import ConfigError
+from concept_saliency.data.manifest import write_image_manifest
+from concept_saliency.errors import ConfigError, UserError
 from concept_saliency.sources import downloads, input_files
 
 try:
@@ -203,13 +204,35 @@ def celeba_inputs(wc):
     return CELEBA[wc.dataset].inputs
 
 
+# A user's image folder reaches prepare_images as a manifest of its images (name, size, mtime),
+# written now, while the DAG is built, and only when it changes: an image rewritten in place
+# reruns prepare_images and all that follows (a folder input counts by its own mtime only).
+try:
+    IMAGE_MANIFESTS = {
+        ds: write_image_manifest(
+            DATASETS[ds]["source"]["image_folder"]["images"],
+            DATASETS[ds]["source"]["image_folder"]["labels"],
+            f"{R}/{ds}/raw/image_manifest.tsv",
+        )
+        for ds in IMAGE_DATASETS
+        if source_kind(ds, DATASETS[ds]) == "image_folder"
+    }
+except UserError as exc:
+    raise WorkflowError(str(exc)) from None
+
+
 def image_inputs(wc):
     ds = dataset(wc)
     if source_kind(wc.dataset, ds) == "synthetic_shapes":
         base = f"{R}/{wc.dataset}/raw"
         return {"images": f"{base}/images", "labels": f"{base}/attributes.tsv"}
     src = ds["source"]["image_folder"]
-    return {"images": src["images"], "labels": src["labels"]}
+    return {"manifest": IMAGE_MANIFESTS[wc.dataset], "labels": src["labels"]}
+
+
+def image_background(wc):
+    """Colour of transparent pixels (white, black or [r, g, b]); the demo's shapes have none."""
+    return dataset(wc)["source"].get("image_folder", {}).get("background", "white")
 
 
 def spatial_files(wc):

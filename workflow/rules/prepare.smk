@@ -17,7 +17,8 @@ rule prepare_images:
         image_size=lambda wc: dataset(wc)["image_size"],
         validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
         seed=config["seed"],
-        attributes=lambda wc: dataset(wc)["concepts"].get("attributes"),
+        # every label column is packed: choosing concepts must not retrain the model
+        background=image_background,
     script:
         "../scripts/prepare_images.py"
 

@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import logging
 
-
 from ..artifacts import Provenance
 
 log = logging.getLogger("concept_saliency")
 
 
-def prepare_images(*, images: str, labels: str, samples: str, image_size: int,
-                   validation_fraction: float, seed: int, attributes=None) -> None:
-    from ..data.images import pack_image_folder
+def prepare_images(*, labels: str, samples: str, image_size: int, validation_fraction: float, seed: int,
+                   background="white", images: str | None = None, manifest: str | None = None) -> None:
+    """A folder of images and its attribute table -> the sample store, every attribute column packed.
 
+    Give the folder as ``images`` (the synthetic shapes, made by an earlier rule) or as ``manifest``,
+    the listing of a user's folder written when the DAG is built (:mod:`..data.manifest`; it names
+    the folder, and its change reruns this stage). Transparent pixels become ``background``.
+    """
+    from ..data.images import pack_image_folder
+    from ..data.manifest import manifest_folder
+
+    if (images is None) == (manifest is None):
+        raise TypeError("give the images folder or its manifest, exactly one")
+    folder = images if images is not None else manifest_folder(manifest)
     params = dict(image_size=image_size, validation_fraction=validation_fraction, seed=seed,
-                  attributes=attributes)
-    prov = Provenance("prepare_images", params, {"images": images, "labels": labels})
-    summary = pack_image_folder(images, labels, samples, image_size, validation_fraction, seed,
-                                None if attributes in (None, "all") else attributes)
+                  background=background)
+    inputs = {"images": folder, "labels": labels, **({"manifest": manifest} if manifest else {})}
+    prov = Provenance("prepare_images", params, inputs)
+    summary = pack_image_folder(folder, labels, samples, image_size, validation_fraction, seed, background)
     prov.extra["summary"] = summary
     prov.write(samples, "csm.samples")
     log.info("packed %d images of %dx%d", summary["images"], image_size, image_size)

@@ -1,0 +1,80 @@
+"""The manifest of a user's image folder: what reruns ``prepare_images`` when an image changes.
+
+A folder given to Snakemake as an input counts only by its own modification time,
+which does not change when an image inside it is rewritten in place. So, while
+the DAG is built, the Snakefile calls :func:`write_image_manifest`: it lists the
+images the label table names (path in the folder, size in bytes, modification
+time in ns) and writes ``results/<dataset>/raw/image_manifest.tsv`` only when the
+listing differs from the file already there. Its modification time (what
+Snakemake compares, with or without its ``.snakemake`` records) therefore changes
+exactly when an image, the set of images, the folder or the table's path
+changes; ``prepare_images`` takes it as an input. An image replaced by another of
+the same size and the same modification time (``cp -p``) goes unnoticed.
+
+Light on purpose (standard library only): it runs on every DAG build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..artifacts import Provenance, provenance_path, write_text_atomic
+from ..errors import ArtifactError, InputDataError
+from .label_table import read_label_table, resolve_images
+
+FORMAT = "csm.image-manifest"
+_TITLE = f"# {FORMAT} 1: the images the label table names, written when the DAG is built"
+
+
+def manifest_text(image_dir: str | os.PathLike, labels: str | os.PathLike) -> str:
+    """The manifest of ``image_dir`` as it is now: a title, the folder and the table (JSON strings),
+    then ``name<TAB>size<TAB>mtime_ns`` of every image the table names, sorted by name.
+
+    Raises :class:`~concept_saliency.errors.InputDataError` for a bad table or a missing image.
+    """
+    table = read_label_table(labels)
+    files = resolve_images(table, image_dir)
+    lines = [_TITLE,
+             f"# images: {json.dumps(os.path.abspath(image_dir))}",
+             f"# labels: {json.dumps(os.path.abspath(labels))}",
+             "name\tsize\tmtime_ns"]
+    for name, path in sorted(zip(table.images, files)):
+        stat = path.stat()  # follows a symbolic link: its target's edits count
+        lines.append(f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}")
+    return "\n".join(lines) + "\n"
+
+
+def write_image_manifest(image_dir: str | os.PathLike, labels: str | os.PathLike,
+                         manifest: str | os.PathLike) -> str:
+    """Write ``manifest`` (atomically, with its provenance record) if its content would change;
+    returns its path. An unchanged manifest keeps its modification time."""
+    manifest = Path(manifest)
+    text = manifest_text(image_dir, labels)
+    try:
+        current = manifest.read_text()
+    except (OSError, UnicodeDecodeError):
+        current = None
+    try:
+        if current != text:
+            write_text_atomic(manifest, text)
+        if current != text or not provenance_path(manifest).exists():
+            prov = Provenance("image_manifest", {"images": str(image_dir)}, {"labels": str(labels)})
+            prov.write(manifest, FORMAT)
+    except OSError as exc:
+        raise InputDataError(f"{manifest}: cannot write the image folder manifest ({exc.strerror}); the "
+                             f"results folder must be writable") from None
+    return str(manifest)
+
+
+def manifest_folder(manifest: str | os.PathLike) -> str:
+    """The images folder a manifest lists (its second line)."""
+    try:
+        title, images = Path(manifest).read_text().splitlines()[:2]
+        if title != _TITLE or not images.startswith("# images: "):
+            raise ValueError
+        return json.loads(images[len("# images: "):])
+    except (OSError, ValueError):
+        raise ArtifactError(f"{manifest}: not an image folder manifest of this version; delete it (the next "
+                            f"run writes it again)") from None
