@@ -177,6 +177,8 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
         _check_keys_of_type(name, as_written["datasets"][name])
         for label, model in dataset.get("models", {}).items():
             _check_model(f"datasets.{name}.models.{label}", model)
+            if dataset["type"] == "images" and "preset" in model:
+                _check_image_size(name, dataset["image_size"], model["preset"])
     _expand_paths(config, schema)
     _check_results(config["results"])
     return config
@@ -349,6 +351,17 @@ def _unique_json_keys(pairs):
     if dup is not None:
         raise _Duplicate(dup, None, None)
     return dict(pairs)
+
+
+def _check_image_size(name: str, size: int, preset: str) -> None:
+    """Before any job: an image size the preset's strides cannot halve evenly (else training
+    would stop on it, after the images were packed)."""
+    from .presets import check_input_shape, get_preset
+
+    try:
+        check_input_shape(get_preset(preset), (size, size))
+    except ConfigError as exc:
+        raise ConfigError(f"config key 'datasets.{name}.image_size': {exc}") from None
 
 
 def _check_model(key: str, model: dict) -> None:

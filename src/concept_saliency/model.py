@@ -1,8 +1,8 @@
-"""Architecture presets and the convolutional variational autoencoder.
+"""The convolutional variational autoencoder of an architecture preset (:mod:`.presets`).
 
-The encoder is a plain functional Keras model (Conv2D -> BatchNorm -> ReLU
-blocks of stride 2, Flatten, Dense -> ReLU, then two Dense heads ``z_mean``
-and ``z_log_var``). It is saved on its own (``encoder.keras``) with standard
+The encoder is a plain functional Keras model (stride-2 Conv2D blocks with
+batch normalisation and ReLU, Flatten, Dense blocks, then two Dense heads
+``z_mean`` and ``z_log_var``; the order of BN and ReLU is the preset's layout). It is saved on its own (``encoder.keras``) with standard
 layers only, so the saliency stage, or any other tool, loads it in safe mode
 without this package. Concept scores use the deterministic mean ``z_mean``.
 
@@ -22,129 +22,47 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from dataclasses import asdict, dataclass
 
 import keras
 from keras import layers, ops
 
 from .errors import ConfigError
+from .presets import (  # noqa: F401 (re-exported: the presets are part of the model's API)
+    LAYOUTS,
+    PRESETS,
+    ArchitecturePreset,
+    check_input_shape,
+    get_preset,
+    paper_kl_weight,
+)
 
 
-@dataclass(frozen=True)
-class ArchitecturePreset:
-    name: str
-    conv_filters: tuple[int, ...]
-    conv_kernels: tuple[int, ...]
-    dense_units: tuple[int, ...]
-    latent_dim: int
-    kl_weight: float
-    learning_rate: float
-    description: str = ""
-    #: "csm": Conv -> BN -> ReLU blocks, decoder mirrors with a transposed-conv output.
-    #: "brocki2019": the layout of the paper's CelebA notebook: Conv(ReLU) -> BN blocks,
-    #: Dense(ReLU) -> BN; decoder Dense(ReLU) -> BN, one transposed conv (ReLU) -> BN per
-    #: encoder conv (same filters, reversed), then a stride-1 Conv2D with sigmoid output.
-    layout: str = "csm"
-
-    @property
-    def downsampling(self) -> int:
-        """Input height and width must be multiples of this (stride 2 per conv)."""
-        return 2 ** len(self.conv_filters)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def paper_kl_weight(weight: float, latent_dim: int) -> float:
-    """The paper's KL weight as a weight on the standard KL divergence.
-
-    The CelebA notebook's loss is ``BCE (mean over pixels) + weight * mean over latent
-    dimensions of (mu^2 + exp(log_var) - 1 - log_var)``; the standard KL term
-    (``0.5 * sum`` over dimensions) times ``2 * weight / latent_dim`` is the same.
-    """
-    return 2.0 * weight / latent_dim
-
-
-PRESETS: dict[str, ArchitecturePreset] = {
-    p.name: p
-    for p in [
-        ArchitecturePreset(
-            "paper-celeba", (64, 128, 256, 512, 1024), (5, 5, 5, 5, 2), (512,), 400,
-            paper_kl_weight(5e-4, 400), 1e-3,
-            "Brocki & Chung's CelebA VAE: 128x128 RGB, latent 400", layout="brocki2019",
-        ),
-        ArchitecturePreset(
-            "celeba-64", (16, 32, 64, 128, 256), (5, 5, 5, 5, 2), (256,), 128,
-            paper_kl_weight(5e-4, 128), 1e-3,
-            "the paper's structure at quarter width for 64x64 inputs on CPU", layout="brocki2019",
-        ),
-        ArchitecturePreset(
-            "celeba-32", (32, 64, 128, 256), (5, 5, 5, 2), (256,), 64,
-            paper_kl_weight(5e-4, 64), 1e-3,
-            "the paper's structure for 32x32 inputs (tests, quick runs)", layout="brocki2019",
-        ),
-        ArchitecturePreset(
-            "paper-mob", (16, 32, 64), (4, 4, 4), (256, 256), 20, 0.5e-4, 5e-4,
-            "Brocki & Chung's spatial-transcriptomics VAE: gene images on the spot grid, latent 20",
-        ),
-        ArchitecturePreset(
-            "demo-shapes", (32, 64, 128), (4, 4, 4), (128,), 16, 1e-4, 2e-3,
-            "small VAE for the built-in 32x32 shapes demo",
-        ),
-    ]
-}
-
-
-def get_preset(name: str) -> ArchitecturePreset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConfigError(
-            f"config key 'preset': unknown architecture {name!r}; choose one of {', '.join(PRESETS)}"
-        ) from None
-
-
-def check_input_shape(preset: ArchitecturePreset, input_shape: tuple[int, ...]) -> None:
-    h, w = input_shape[:2]
-    if h % preset.downsampling or w % preset.downsampling:
-        raise ConfigError(
-            f"preset {preset.name!r} halves the input {len(preset.conv_filters)} times, so height and "
-            f"width must be multiples of {preset.downsampling}; the samples are {h}x{w}. "
-            f"Change the image size (or grid size) or pick another preset."
-        )
+def _block(h, linear, name: str, batch_norm: bool, batch_norm_last: bool):
+    """``linear`` (a Conv or Dense layer), then a ReLU, with batch normalisation before the ReLU,
+    after it (``batch_norm_last``: the paper's order) or not at all (``batch_norm=False``).
+    ``name`` is a pattern for the ReLU and BN layers, e.g. ``"enc_{kind}1"``."""
+    h = linear(h)
+    relu = layers.ReLU(name=name.format(kind="relu"))
+    norm = layers.BatchNormalization(name=name.format(kind="bn")) if batch_norm else None
+    for layer in ((relu, norm) if batch_norm_last else (norm, relu)):
+        if layer is not None:
+            h = layer(h)
+    return h
 
 
 def build_encoder(preset: ArchitecturePreset, input_shape: tuple[int, ...]) -> keras.Model:
+    """Stride-2 conv blocks, Flatten, dense blocks, then the ``z_mean`` and ``z_log_var`` heads."""
     check_input_shape(preset, input_shape)
-    if preset.layout == "brocki2019":
-        return _brocki2019_encoder(preset, input_shape)
+    layout = LAYOUTS[preset.layout]
     inputs = keras.Input(shape=input_shape, name="x")
     h = inputs
-    for i, (filters, kernel) in enumerate(zip(preset.conv_filters, preset.conv_kernels)):
-        h = layers.Conv2D(filters, kernel, strides=2, padding="same", name=f"enc_conv{i + 1}")(h)
-        h = layers.BatchNormalization(name=f"enc_bn{i + 1}")(h)
-        h = layers.ReLU(name=f"enc_relu{i + 1}")(h)
+    for i, (filters, kernel) in enumerate(zip(preset.conv_filters, preset.conv_kernels), 1):
+        conv = layers.Conv2D(filters, kernel, strides=2, padding="same", name=f"enc_conv{i}")
+        h = _block(h, conv, f"enc_{{kind}}{i}", True, layout.batch_norm_last)
     h = layers.Flatten(name="enc_flatten")(h)
-    for i, units in enumerate(preset.dense_units):
-        h = layers.Dense(units, name=f"enc_dense{i + 1}")(h)
-        h = layers.ReLU(name=f"enc_dense_relu{i + 1}")(h)
-    z_mean = layers.Dense(preset.latent_dim, name="z_mean")(h)
-    z_log_var = layers.Dense(preset.latent_dim, name="z_log_var")(h)
-    return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
-
-
-def _brocki2019_encoder(preset: ArchitecturePreset, input_shape) -> keras.Model:
-    inputs = keras.Input(shape=input_shape, name="x")
-    h = inputs
-    for i, (filters, kernel) in enumerate(zip(preset.conv_filters, preset.conv_kernels)):
-        h = layers.Conv2D(filters, kernel, strides=2, padding="same", name=f"enc_conv{i + 1}")(h)
-        h = layers.ReLU(name=f"enc_relu{i + 1}")(h)
-        h = layers.BatchNormalization(name=f"enc_bn{i + 1}")(h)
-    h = layers.Flatten(name="enc_flatten")(h)
-    for i, units in enumerate(preset.dense_units):
-        h = layers.Dense(units, name=f"enc_dense{i + 1}")(h)
-        h = layers.ReLU(name=f"enc_dense_relu{i + 1}")(h)
-        h = layers.BatchNormalization(name=f"enc_dense_bn{i + 1}")(h)
+    for i, units in enumerate(preset.dense_units, 1):
+        h = _block(h, layers.Dense(units, name=f"enc_dense{i}"), f"enc_dense_{{kind}}{i}",
+                   layout.dense_batch_norm, layout.batch_norm_last)
     z_mean = layers.Dense(preset.latent_dim, name="z_mean")(h)
     z_log_var = layers.Dense(preset.latent_dim, name="z_log_var")(h)
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
@@ -156,44 +74,34 @@ def _output_dtype():
     return "float32" if policy.compute_dtype != policy.variable_dtype else None
 
 
-def _brocki2019_decoder(preset: ArchitecturePreset, output_shape) -> keras.Model:
+def build_decoder(preset: ArchitecturePreset, output_shape: tuple[int, ...]) -> keras.Model:
+    """The encoder mirrored: latent -> projection -> transposed-conv blocks -> sigmoid image."""
+    layout = LAYOUTS[preset.layout]
     h_out, w_out, channels = output_shape
     h0, w0 = h_out // preset.downsampling, w_out // preset.downsampling
     inputs = keras.Input(shape=(preset.latent_dim,), name="z")
-    h = layers.Dense(h0 * w0 * preset.conv_filters[-1], activation="relu", name="dec_project")(inputs)
-    h = layers.Reshape((h0, w0, preset.conv_filters[-1]), name="dec_reshape")(h)
-    h = layers.BatchNormalization(name="dec_bn0")(h)
-    for i, (f, k) in enumerate(zip(reversed(preset.conv_filters), reversed(preset.conv_kernels))):
-        h = layers.Conv2DTranspose(f, k, strides=2, padding="same", name=f"dec_deconv{i + 1}")(h)
-        h = layers.ReLU(name=f"dec_relu{i + 1}")(h)
-        h = layers.BatchNormalization(name=f"dec_bn{i + 1}")(h)
-    outputs = layers.Conv2D(channels, preset.conv_kernels[0], padding="same", activation="sigmoid",
-                            name="reconstruction", dtype=_output_dtype())(h)
-    return keras.Model(inputs, outputs, name="decoder")
-
-
-def build_decoder(preset: ArchitecturePreset, output_shape: tuple[int, ...]) -> keras.Model:
-    if preset.layout == "brocki2019":
-        return _brocki2019_decoder(preset, output_shape)
-    h_out, w_out, channels = output_shape
-    down = preset.downsampling
-    h0, w0 = h_out // down, w_out // down
-    inputs = keras.Input(shape=(preset.latent_dim,), name="z")
     h = inputs
-    for i, units in enumerate(reversed(preset.dense_units)):
-        h = layers.Dense(units, activation="relu", name=f"dec_dense{i + 1}")(h)
+    if layout.decoder_dense:
+        for i, units in enumerate(reversed(preset.dense_units), 1):
+            h = layers.Dense(units, activation="relu", name=f"dec_dense{i}")(h)
     h = layers.Dense(h0 * w0 * preset.conv_filters[-1], activation="relu", name="dec_project")(h)
     h = layers.Reshape((h0, w0, preset.conv_filters[-1]), name="dec_reshape")(h)
-    filters = list(reversed(preset.conv_filters[:-1]))
+    if layout.projection_batch_norm:
+        h = layers.BatchNormalization(name="dec_bn0")(h)
     kernels = list(reversed(preset.conv_kernels))
-    for i, (f, k) in enumerate(zip(filters, kernels)):
-        h = layers.Conv2DTranspose(f, k, strides=2, padding="same", name=f"dec_deconv{i + 1}")(h)
-        h = layers.BatchNormalization(name=f"dec_bn{i + 1}")(h)
-        h = layers.ReLU(name=f"dec_relu{i + 1}")(h)
-    outputs = layers.Conv2DTranspose(channels, kernels[-1], strides=2, padding="same",
-                                     activation="sigmoid", name="reconstruction",
-                                     dtype=_output_dtype())(h)
-    return keras.Model(inputs, outputs, name="decoder")
+    # the paper upsamples to full size in the blocks; csm's output layer makes the last step
+    filters = list(reversed(preset.conv_filters if layout.stride1_output else preset.conv_filters[:-1]))
+    for i, (f, k) in enumerate(zip(filters, kernels), 1):
+        deconv = layers.Conv2DTranspose(f, k, strides=2, padding="same", name=f"dec_deconv{i}")
+        h = _block(h, deconv, f"dec_{{kind}}{i}", True, layout.batch_norm_last)
+    if layout.stride1_output:
+        output = layers.Conv2D(channels, preset.conv_kernels[0], padding="same", activation="sigmoid",
+                               name="reconstruction", dtype=_output_dtype())
+    else:
+        output = layers.Conv2DTranspose(channels, kernels[-1], strides=2, padding="same",
+                                        activation="sigmoid", name="reconstruction",
+                                        dtype=_output_dtype())
+    return keras.Model(inputs, output(h), name="decoder")
 
 
 @keras.saving.register_keras_serializable(package="concept_saliency")

@@ -98,6 +98,9 @@ BAD_CONFIGS = {
                                      ["datasets.shapes.validation_fraction"]),
     "image size too small": (demo(**{"datasets/shapes/image_size": 4}),
                              ["datasets.shapes.image_size", "minimum of 8"]),
+    "image size the preset cannot halve": (demo(**{"datasets/shapes/image_size": 36}),
+                                           ["datasets.shapes.image_size", "'demo-shapes'",
+                                            "multiples of 8", "36x36"]),
     # attributes
     "unknown attribute": (demo(**{"datasets/shapes/concepts/attributes": ["red_square", "Smilling"]}),
                           ["datasets.shapes.concepts.attributes", "Smilling", "the data has"]),
