@@ -5,7 +5,9 @@ spots are the features: every gene becomes a small image whose pixels are the
 spots of the array, and the VAE is trained on those images.
 
 - :func:`read_st_counts`: the original Spatial Transcriptomics count-matrix
-  layout (tab-separated, genes as columns, ``XxY`` spot positions as rows).
+  layout (tab-separated, genes as columns, ``XxY`` spot positions as rows), its
+  header read as written: a gene name given twice is refused or its counts
+  summed (``normalisation.duplicate_genes``), as in :func:`read_user_anndata`.
 - :func:`counts_to_anndata`: raw counts in ``layers["counts"]``, array
   coordinates in ``obs``, positions in ``obsm["spatial"]`` (scanpy/squidpy):
   image pixels when the alignment matrix is given (:func:`read_transformation`),
@@ -128,11 +130,16 @@ def _matrix_genes(header: list[str], body, path: Path):
     """The gene of every column of counts, from the header; ``body`` without a trailing empty
     column (every line ending in a tab). The header may or may not have the spot column's cell."""
     n_counts = body.shape[1]
-    if header and header[-1].strip() == "" and n_counts and body.iloc[:, -1].isna().all() \
-            and len(header) == n_counts + 1:
-        header, body = header[:-1], body.iloc[:, :-1]  # every line ends in a tab
+    if len(header) == n_counts + 2 and not header[-1].strip():
+        header = header[:-1]  # line 1 ends in a tab
+        log.info("%s: line 1 ends in a tab; its empty last field is ignored", path)
+    if n_counts > 1 and body.iloc[:, -1].isna().all() and (
+            (len(header) == n_counts + 1 and not header[-1].strip())  # every line ends in a tab
+            or (len(header) == n_counts and not header[0].strip())):  # the lines of counts do
+        header = header[:-1] if len(header) == n_counts + 1 else header
+        body = body.iloc[:, :-1]
         n_counts -= 1
-        log.info("%s: every line ends in a tab; the empty last column is ignored", path)
+        log.info("%s: the lines end in a tab; the empty last column is ignored", path)
     if len(header) == n_counts + 1:
         genes = header[1:]
     elif len(header) == n_counts:
@@ -233,7 +240,7 @@ def read_st_counts(path: str | os.PathLike, duplicate_genes: str = "refuse"):
     def where(mask) -> str:
         row, col = np.argwhere(np.asarray(mask))[0]
         value = df.iat[row, col]
-        return (f"{path}: line {row + 2}, column {col + 2}, spot '{df.index[row]}', gene '{genes[col]}': "
+        return (f"{path}: line {row + 2}, spot '{df.index[row]}', gene '{genes[col]}': "
                 f"{repr(value) if isinstance(value, str) else value}")
 
     if all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes):
@@ -519,8 +526,9 @@ def _user_positions(user, path: Path) -> dict[str, np.ndarray]:
                           (numbers != np.round(numbers), "is not a whole number")):
             if bad.any():
                 i = int(np.nonzero(bad)[0][0])
+                value = raw[i] if isinstance(raw[i], str) else raw[i].item() if hasattr(raw[i], "item") else raw[i]
                 raise InputDataError(f"{path}: obs['{key}'] of spot '{user.obs_names[i]}' {what} "
-                                     f"({raw[i]!r}); array positions are the integer row and column of "
+                                     f"({value!r}); array positions are the integer row and column of "
                                      f"every spot (as Visium's)")
         out[key] = numbers.astype(np.int64)
     return out
