@@ -340,8 +340,8 @@ def test_negative_array_positions_give_the_same_grid(st, tmp_path):
 # ------------------------------------------------------------------ alignment matrix, annotation
 
 
-@pytest.mark.parametrize("text, what", [("nan 0 0 0 1 0 0 0 1\n", "element 1 of the alignment matrix is nan"),
-                                        ("290 0 0 0 291.5 0 -290 inf 1\n", "element 8 of the alignment matrix is inf"),
+@pytest.mark.parametrize("text, what", [("nan 0 0 0 1 0 0 0 1\n", "number 1 of the 9 of the alignment matrix is nan"),
+                                        ("290 0 0 0 291.5 0 -290 inf 1\n", "number 8 of the 9 of the alignment matrix is inf"),
                                         ("290 0 -290 0 291.5 -291 0 0 1\n", "looks transposed"),
                                         ("290 0 0.01 0 291.5 0 -290 -291 1\n", "must be 0, 0, 1")])
 def test_an_alignment_matrix_that_would_place_spots_wrongly(st, text, what):

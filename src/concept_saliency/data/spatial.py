@@ -91,7 +91,8 @@ def plan_gene_merge(names: list[str]) -> GeneMerge:
 
 def resolve_duplicate_genes(names: list[str], rule: str, source: str, position) -> GeneMerge:
     """The plan for ``names``; with ``rule="refuse"`` a name given twice is an error naming both
-    places (``position(j)`` says where column ``j`` is, e.g. "columns 3 and 7")."""
+    places (``position(i, j)`` says where columns ``i`` and ``j`` are, e.g. "columns 3 and 7");
+    with ``rule="sum"`` a warning lists the merged names."""
     if rule not in DUPLICATE_GENE_RULES:
         raise ValueError(f"unknown duplicate_genes rule {rule!r}")
     merge = plan_gene_merge(names)
@@ -298,12 +299,12 @@ def read_transformation(path: str | os.PathLike) -> np.ndarray:
     m = np.asarray(values, dtype=np.float64).reshape(3, 3)
     if not np.isfinite(m).all():
         k = int(np.nonzero(~np.isfinite(m.ravel()))[0][0])
-        raise InputDataError(f"{path}: element {k + 1} of the alignment matrix is {values[k]}; "
-                             f"all 9 must be finite numbers")
+        raise InputDataError(f"{path}: number {k + 1} of the 9 of the alignment matrix is {values[k]}; "
+                             f"all must be finite")
     if m[0, 2] != 0 or m[1, 2] != 0 or m[2, 2] != 1:
         raise InputDataError(
-            f"{path}: elements 3, 6 and 9 of the alignment matrix are {m[0, 2]:g}, {m[1, 2]:g}, {m[2, 2]:g}; "
-            f"they must be 0, 0, 1 ([x, y, 1] @ M, shift in elements 7 and 8)"
+            f"{path}: the 3rd, 6th and 9th numbers of the alignment matrix are {m[0, 2]:g}, {m[1, 2]:g}, "
+            f"{m[2, 2]:g}; they must be 0, 0, 1 ([x, y, 1] @ M: the shift is the 7th and 8th)"
             + ("; this one looks transposed" if m[2, 0] == 0 and m[2, 1] == 0 else ""))
     if abs(np.linalg.det(m[:2, :2])) < 1e-12:
         raise InputDataError(f"{path}: the alignment matrix is singular (scale 0)")
@@ -526,7 +527,7 @@ def _user_positions(user, path: Path) -> dict[str, np.ndarray]:
                           (numbers != np.round(numbers), "is not a whole number")):
             if bad.any():
                 i = int(np.nonzero(bad)[0][0])
-                value = raw[i] if isinstance(raw[i], str) else raw[i].item() if hasattr(raw[i], "item") else raw[i]
+                value = raw[i].item() if isinstance(raw[i], np.generic) else raw[i]
                 raise InputDataError(f"{path}: obs['{key}'] of spot '{user.obs_names[i]}' {what} "
                                      f"({value!r}); array positions are the integer row and column of "
                                      f"every spot (as Visium's)")
@@ -540,13 +541,13 @@ def _user_spatial_coords(user, path: Path) -> np.ndarray:
     if coords.ndim != 2 or coords.shape[1] != 2:
         raise InputDataError(f"{path}: obsm['spatial'] has shape {coords.shape}; expected "
                              f"({user.n_obs}, 2): the x and y pixel position of every spot")
-    if coords.dtype.kind not in "iuf":
-        try:
-            coords = coords.astype(np.float64)
-        except (TypeError, ValueError):
-            raise InputDataError(f"{path}: obsm['spatial'] holds {coords.dtype} values, not numbers; "
-                                 f"expected the x and y pixel position of every spot") from None
-    coords = coords.astype(np.float64)
+    try:  # numbers, or text of numbers
+        if coords.dtype.kind not in "iufOSU":
+            raise TypeError
+        coords = coords.astype(np.float64)
+    except (TypeError, ValueError):
+        raise InputDataError(f"{path}: obsm['spatial'] holds {coords.dtype} values, not numbers; "
+                             f"expected the x and y pixel position of every spot") from None
     if not np.isfinite(coords).all():
         i = int(np.nonzero(~np.isfinite(coords).all(axis=1))[0][0])
         raise InputDataError(f"{path}: obsm['spatial'] of spot '{user.obs_names[i]}' is {list(coords[i])}; "
