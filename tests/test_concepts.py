@@ -81,3 +81,36 @@ def test_concepts_artifact_round_trip(tmp_path):
     assert back.ids == ["s1", "s2"]
     np.testing.assert_array_equal(back.explain["b"], [1, 0])
     np.testing.assert_array_equal(back.vectors[0], np.ones(3))
+
+
+def test_gene_index_is_case_sensitive_and_suggests_the_right_spelling():
+    from concept_saliency.genes import GeneIndex
+
+    genes = GeneIndex(["Penk", "X2010300C02Rik", "H2.Ke6", "h", "H"], "the test data")
+    assert list(genes.find(["Penk", "2010300C02Rik", "H2-Ke6", "h", "H"])) == [0, 1, 2, 3, 4]
+    with pytest.raises(ConfigError) as info:
+        genes.find(["PENK", "penk2", "h2-ke6"], "concept 'c'")
+    message = str(info.value)
+    assert message.startswith("concept 'c': gene(s) not found among the 5 genes of the test data: ")
+    assert "'PENK' (did you mean 'Penk'?)" in message and "'h2-ke6' (did you mean 'H2.Ke6'?)" in message
+    assert "'penk2' (close names: Penk)" in message and "case-sensitive" in message
+
+
+def test_gene_index_refuses_a_gene_listed_twice_in_any_spelling():
+    from concept_saliency.genes import GeneIndex
+
+    genes = GeneIndex(["Penk", "X2010300C02Rik"])
+    with pytest.raises(ConfigError, match=r"gene 'X2010300C02Rik' is listed twice \('2010300C02Rik' and "
+                                          r"'X2010300C02Rik'\), items 2 and 3; list every gene once"):
+        genes.find(["Penk", "2010300C02Rik", "X2010300C02Rik"], "concept 'c'")
+    with pytest.raises(ConfigError, match=r"gene 'Penk' is listed twice, items 1 and 2"):
+        genes.find(["Penk", "Penk"])
+
+
+def test_gene_index_names_at_most_five_unknown_genes():
+    from concept_saliency.genes import GeneIndex
+
+    with pytest.raises(ConfigError) as info:
+        GeneIndex([f"Gene{k}" for k in range(3)]).find([f"Nope{k}" for k in range(9)])
+    message = str(info.value)
+    assert "'Nope4'" in message and "'Nope5'" not in message and "and 4 more" in message

@@ -24,7 +24,8 @@ def test_the_demo_config_is_valid_and_gets_defaults():
     assert shapes["explain"]["ids"] == []
     assert config["threads"] == {"train": 2, "saliency": 2, "crop_pack": 2}
     assert config["datasets"]["tissue"]["normalisation"] == {"method": "scale", "min_spots": 3,
-                                                              "min_counts": 1}
+                                                              "min_counts": 1, "duplicate_genes": "refuse"}
+    assert config["datasets"]["tissue"]["max_grid"] == 256
 
 
 @pytest.mark.parametrize("edit,key,message", [

@@ -55,13 +55,17 @@ def test_real_counts_parse_positions_genes_and_r_mangled_names(mob_counts):
     # the names stay as the file has them; lookups accept either spelling
     assert {"X2010300C02Rik", "H2.Ke6", "Xpr1"} <= set(adata.var_names)
     genes = GeneIndex(adata.var_names, str(path))
-    found = genes.find(["2010300C02Rik", "x2010300c02rik", "H2-Ke6", "PENK", "Xpr1"])
-    assert [genes.genes[i] for i in found] == ["X2010300C02Rik", "X2010300C02Rik", "H2.Ke6", "Penk", "Xpr1"]
+    found = genes.find(["2010300C02Rik", "H2-Ke6", "Penk", "Xpr1"])
+    assert [genes.genes[i] for i in found] == ["X2010300C02Rik", "H2.Ke6", "Penk", "Xpr1"]
     with pytest.raises(ConfigError) as info:
         genes.find(["Penk", "Penkk", "NotAGene1"], "concept 'x'")
     message = str(info.value)
-    assert message.startswith("concept 'x': gene(s) not found") and "Penkk, NotAGene1" in message
-    assert "Penkk -> Penk" in message and "16218 genes" in message
+    assert message.startswith("concept 'x': gene(s) not found") and "'Penkk' (close names: Penk" in message
+    assert "'NotAGene1'" in message and "16218 genes" in message and "case-sensitive" in message
+    # another case is another name: refused, with the right spelling (also through make.names)
+    for wrong, right in (("PENK", "'Penk'"), ("x2010300c02rik", "'X2010300C02Rik'"), ("h2-ke6", "'H2.Ke6'")):
+        with pytest.raises(ConfigError, match=f"'{wrong}' \\(did you mean {right}\\?\\)"):
+            genes.find_one(wrong, "concept 'x'")
 
 
 def test_r_make_names_and_ambiguous_spellings():
@@ -71,9 +75,13 @@ def test_r_make_names_and_ambiguous_spellings():
     assert r_make_names(".5a") == "X.5a"
     both = GeneIndex(["H2-Ke6", "H2.Ke6"])
     assert both.find_one("H2.Ke6") == 1 and both.find_one("H2-Ke6") == 0  # exact matches win
-    assert both.find_one("h2-ke6") == 0  # then case-insensitive ones
     with pytest.raises(ConfigError, match=r"ambiguous gene name\(s\): 'H2 Ke6' \(H2-Ke6, H2.Ke6\)"):
         both.find(["H2 Ke6"])  # only the make.names spelling matches, and it matches both
+    with pytest.raises(ConfigError, match=r"'h2-ke6' \(did you mean 'H2-Ke6' or 'H2.Ke6'\?\)"):
+        both.find(["h2-ke6"])
+    # genes that differ in case only are two genes (Drosophila's hairy and Hairless)
+    fly = GeneIndex(["h", "H", "Ubx"])
+    assert list(fly.find(["H", "h"])) == [1, 0]
 
 
 # ------------------------------------------------------------------ normalisation
@@ -227,8 +235,9 @@ def test_alignment_and_image_errors(tmp_path):
         spatial.counts_to_anndata(counts, image=np.zeros((4, 4, 3), np.uint8))
 
 
-def visium_like(tmp_path, n_genes=30):
-    """A hexagonal array with sparse float counts in X, pixel positions, an image, a cluster column."""
+def visium_like(tmp_path, n_genes=30, duplicate=True):
+    """A hexagonal array with sparse float counts in X, pixel positions, an image, a cluster column
+    (and the first gene's name given to the last gene too, with ``duplicate``)."""
     import anndata as ad
     import scipy.sparse as sp
 
@@ -241,7 +250,7 @@ def visium_like(tmp_path, n_genes=30):
     counts[inner, :5] += rng.poisson(20.0, (inner.sum(), 5))
     a = ad.AnnData(sp.csr_matrix(counts))
     a.obs_names = [f"AAAC-{i}" for i in range(len(rows))]
-    a.var_names = [f"Gene{j}" for j in range(n_genes - 1)] + ["Gene0"]  # one duplicate name
+    a.var_names = [f"Gene{j}" for j in range(n_genes - 1)] + ["Gene0" if duplicate else f"Gene{n_genes - 1}"]
     a.obs["array_row"], a.obs["array_col"] = rows, cols
     a.obs["cluster"] = np.where(inner, "inner", "outer")
     a.obsm["spatial"] = np.stack([cols * 50.0 + 100, rows * 86.6 + 100], axis=1)
@@ -257,20 +266,26 @@ def test_an_existing_visium_anndata_is_accepted(tmp_path):
     from concept_saliency.stages.prepare import prepare_spatial
 
     path, counts, inner = visium_like(tmp_path)
-    user = spatial.read_user_anndata(path, region_key="cluster")
-    np.testing.assert_array_equal(user.layers["counts"].toarray(), counts)
-    assert list(user.var_names[-1:]) == ["Gene0-1"] and user.uns["csm_region_key"] == "cluster"
+    with pytest.raises(InputDataError, match=r"gene 'Gene0' is given twice \(var_names\[0\] and "
+                                             r"var_names\[29\]\).*duplicate_genes: sum"):
+        spatial.read_user_anndata(path, region_key="cluster")
+    user = spatial.read_user_anndata(path, region_key="cluster", duplicate_genes="sum")
+    summed = np.column_stack([counts[:, 0] + counts[:, 29], counts[:, 1:29]])
+    np.testing.assert_array_equal(user.layers["counts"].toarray(), summed)
+    assert list(user.var_names) == [f"Gene{j}" for j in range(29)] and user.uns["csm_region_key"] == "cluster"
+    assert list(user.uns["csm_merged_genes"]["gene"]) == ["Gene0"]
     assert user.uns["spatial"]["V1_test"]["scalefactors"]["spot_diameter_fullres"] == 40.0
     out = tmp_path / "data"
     prepare_spatial(samples=str(out / "s.h5"), anndata=str(out / "a.h5ad"), grid=str(out / "g.h5"),
-                    normalisation={"method": "log1p-scale", "min_spots": 1}, grid_size="auto",
+                    normalisation={"method": "log1p-scale", "min_spots": 1, "duplicate_genes": "sum"},
+                    grid_size="auto",
                     validation_fraction=0.0, seed=0, h5ad=str(path), options={"region_key": "cluster"},
                     multiple=8)
     index, regions = spatial.read_grid(out / "g.h5")
     assert index.shape == (16, 16) and np.ptp(index.col) == 9  # 20 hexagonal columns -> 10 pixels
     assert regions == list(np.where(inner, "inner", "outer"))
     with SampleStore(str(out / "s.h5")) as store:
-        assert len(store) == 30 and store.sample_shape == (16, 16, 1)
+        assert len(store) == 29 and store.sample_shape == (16, 16, 1)
     prepared = spatial.read_anndata(out / "a.h5ad")
     markers = region_markers(prepared, "cluster", "Inner", 5)
     assert set(markers["gene"]) == {"Gene0", "Gene1", "Gene2", "Gene3", "Gene4"}
@@ -279,7 +294,7 @@ def test_an_existing_visium_anndata_is_accepted(tmp_path):
 def test_anndata_input_errors_name_the_key(tmp_path):
     import anndata as ad
 
-    path, _, _ = visium_like(tmp_path)
+    path, _, _ = visium_like(tmp_path, duplicate=False)
     with pytest.raises(InputDataError, match="no layer 'raw'.*set 'counts_layer'"):
         spatial.read_user_anndata(path, counts_layer="raw")
     with pytest.raises(InputDataError, match="no obs column 'layer' for 'region_key'"):
@@ -293,6 +308,10 @@ def test_anndata_input_errors_name_the_key(tmp_path):
         spatial.read_user_anndata(tmp_path / "norm.h5ad")
     del a.obs["array_row"]
     a.X = a.X / 0.37
+    a.write_h5ad(tmp_path / "halfpos.h5ad")
+    with pytest.raises(InputDataError, match=r"obs has 'array_col' but no 'array_row'"):
+        spatial.read_user_anndata(tmp_path / "halfpos.h5ad")
+    del a.obs["array_col"]
     a.write_h5ad(tmp_path / "nopos.h5ad")
     with pytest.raises(InputDataError, match=r"no spot positions: give obs\['array_row'\]"):
         spatial.read_user_anndata(tmp_path / "nopos.h5ad")
@@ -344,14 +363,14 @@ def test_concepts_stage_builds_seed_gene_set_and_region_concepts(tissue_files):
 
     tmp, t, z = tissue_files
     out = tmp / "concepts"
-    spec = {"seed_genes": {"l1": "layer1g003", "l3": {"gene": "Layer3g001", "n_genes": 10}},
+    spec = {"seed_genes": {"l1": "Layer1g003", "l3": {"gene": "Layer3g001", "n_genes": 10}},
             "n_genes": 20,
-            "gene_sets": {"hk": ["hk001", "Hk002"], "l2set": {"genes": ["Layer2g001", "LAYER2G002"],
+            "gene_sets": {"hk": ["Hk001", "Hk002"], "l2set": {"genes": ["Layer2g001", "Layer2g002"],
                                                           "subtract_rest": True}},
             "regions": {"layer2_markers": "layer2"}, "n_markers": 12}
     concepts(latents=str(tmp / "latents.h5"), samples=str(tmp / "samples.h5"), vectors=str(out / "c.h5"),
              separation=str(out / "sep.tsv"), histograms=str(out / "h.png"), groups=str(out / "g.tsv"),
-             spec=spec, top_k=3, explain_ids=["noise001"], seed=0, anndata=str(tmp / "spatial.h5ad"))
+             spec=spec, top_k=3, explain_ids=["Noise001"], seed=0, anndata=str(tmp / "spatial.h5ad"))
     groups = pd.read_csv(out / "g.tsv", sep="\t")
     by = {c: g for c, g in groups.groupby("concept")}
     assert len(by["l1"]) == 20 and len(by["l3"]) == 10 and len(by["layer2_markers"]) == 12
@@ -372,7 +391,7 @@ def test_concepts_stage_builds_seed_gene_set_and_region_concepts(tissue_files):
     sep = pd.read_csv(out / "sep.tsv", sep="\t").set_index("concept")
     # the 8 layer-2 genes that are not among the 12 markers score high too: AUROC about 0.92
     assert sep.loc["layer2_markers", "auroc"] > 0.9 and sep.loc["l1", "auroc"] > 0.95
-    with pytest.raises(ConfigError, match="concept 'bad': gene\\(s\\) not found .*: Nope1, Nope2"):
+    with pytest.raises(ConfigError, match="concept 'bad': gene\\(s\\) not found .*: 'Nope1', 'Nope2'"):
         concepts(latents=str(tmp / "latents.h5"), samples=str(tmp / "samples.h5"),
                  vectors=str(out / "c2.h5"), separation=str(out / "s2.tsv"), histograms=str(out / "h2.png"),
                  groups=str(out / "g2.tsv"), spec={"gene_sets": {"bad": ["Hk001", "Nope1", "Nope2"]}},
@@ -437,7 +456,7 @@ def mob_run(tmp_path_factory, mob_counts):
     mob = config["datasets"]["mob"]
     mob["normalisation"]["min_spots"] = 200
     mob["models"]["paper"]["epochs"] = 2
-    mob["concepts"] = {"seed_genes": {"penk": {"gene": "penk", "n_genes": 30}},
+    mob["concepts"] = {"seed_genes": {"penk": {"gene": "Penk", "n_genes": 30}},
                        "gene_sets": {"mangled": ["2010300C02Rik", "Slc17a7", "Cdhr1"]},
                        "regions": {"penk_region": "penk_high"}, "n_markers": 25}
     with LoopbackServer(www) as server:

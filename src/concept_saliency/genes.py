@@ -3,15 +3,18 @@
 Gene names reach us in two spellings: as published (``2010300C02Rik``,
 ``H2-Ke6``) and after R's ``make.names`` (``X2010300C02Rik``, ``H2.Ke6``), which
 many redistributed count matrices went through. The data keep the names they
-came with; :class:`GeneIndex` finds a gene whatever the spelling of the query:
+came with; :class:`GeneIndex` finds a gene in either spelling:
 
 1. an exact match;
-2. otherwise a case-insensitive match (``penk`` finds ``Penk``);
-3. otherwise a match of both names after ``make.names`` and lower-casing
-   (``2010300C02Rik`` finds ``X2010300C02Rik`` and the other way round).
+2. otherwise a match of both names after ``make.names`` (``2010300C02Rik`` finds
+   ``X2010300C02Rik`` and the other way round, ``H2-Ke6`` finds ``H2.Ke6``).
 
-A query that matches two genes at one step is ambiguous and refused; unknown
-genes are all reported by name in one message, with close names where any.
+Matching is case-sensitive: gene symbols differing in case can be different genes
+(Drosophila's ``h``, hairy, and ``H``, Hairless; a table of mouse and human symbols), so
+``PENK`` does not silently become ``Penk``: it is refused with the right spelling suggested
+(``did you mean 'Penk'?``). A query that matches two genes is ambiguous and refused; unknown
+genes are all reported by name in one message; a list naming one gene twice (in any
+spelling) is refused.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import numpy as np
 from .errors import ConfigError
 
 _INVALID = re.compile(r"[^A-Za-z0-9._]")
+#: At most this many unknown genes are named in one message (then "and N more").
+_SHOWN = 5
 
 
 def r_make_names(name: str) -> str:
@@ -37,17 +42,17 @@ def r_make_names(name: str) -> str:
 
 
 class GeneIndex:
-    """Name -> position among ``genes``, tolerant of case and of R's name mangling."""
+    """Name -> position among ``genes``: exact, or in R's ``make.names`` spelling; case-sensitive."""
 
     def __init__(self, genes: Sequence[str], where: str = "the data"):
         self.genes = list(genes)
         self.where = where
         self._exact = {g: i for i, g in enumerate(self.genes)}
-        self._lower: dict[str, list[int]] = {}
         self._mangled: dict[str, list[int]] = {}
+        self._folded: dict[str, list[int]] = {}  # make.names and lower case: only for suggestions
         for i, g in enumerate(self.genes):
-            self._lower.setdefault(g.lower(), []).append(i)
-            self._mangled.setdefault(r_make_names(g).lower(), []).append(i)
+            self._mangled.setdefault(r_make_names(g), []).append(i)
+            self._folded.setdefault(r_make_names(g).lower(), []).append(i)
 
     def __len__(self) -> int:
         return len(self.genes)
@@ -55,38 +60,54 @@ class GeneIndex:
     def _one(self, name: str) -> int | None | list[int]:
         if name in self._exact:
             return self._exact[name]
-        for table, key in ((self._lower, name.lower()), (self._mangled, r_make_names(name).lower())):
-            hits = table.get(key)
-            if hits:
-                return hits[0] if len(hits) == 1 else hits
+        hits = self._mangled.get(r_make_names(name))
+        if hits:
+            return hits[0] if len(hits) == 1 else hits
         return None
 
+    def suggest(self, name: str) -> str:
+        """``"did you mean 'Penk'?"`` (the same name in another case), or close names, or ``""``."""
+        same = self._folded.get(r_make_names(name).lower())
+        if same:
+            return f"did you mean {' or '.join(repr(self.genes[i]) for i in same)}?"
+        lowered: dict[str, str] = {}
+        for g in self.genes:
+            lowered.setdefault(g.lower(), g)
+        close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.7)
+        return f"close names: {', '.join(lowered[c] for c in close)}" if close else ""
+
     def find(self, names: Iterable[str], what: str = "") -> np.ndarray:
-        """Positions of ``names``; one :class:`ConfigError` naming every unknown or ambiguous one."""
+        """Positions of ``names``; one :class:`ConfigError` naming every unknown or ambiguous name
+        (with the right spelling where only the case differs), or a gene named twice."""
         names = [str(n) for n in names]
         found, unknown, ambiguous = [], [], []
-        for name in names:
+        first: dict[int, int] = {}  # gene -> the item that named it first
+        for k, name in enumerate(names):
             hit = self._one(name)
             if hit is None:
                 unknown.append(name)
             elif isinstance(hit, list):
                 ambiguous.append(f"'{name}' ({', '.join(self.genes[i] for i in hit)})")
+            elif hit in first:
+                j = first[hit]
+                spelt = "" if names[j] == name else f" ('{names[j]}' and '{name}')"
+                raise ConfigError(f"{what + ': ' if what else ''}gene '{self.genes[hit]}' is listed twice"
+                                  f"{spelt}, items {j + 1} and {k + 1}; list every gene once")
             else:
+                first[hit] = k
                 found.append(hit)
         prefix = f"{what}: " if what else ""
         if unknown:
-            hints = []
-            lowered = {g.lower(): g for g in self.genes}
-            for name in unknown:
-                close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.7)
-                if close:
-                    hints.append(f"{name} -> {' / '.join(lowered[c] for c in close)}?")
+            shown = []
+            for name in unknown[:_SHOWN]:
+                hint = self.suggest(name)
+                shown.append(f"'{name}'" + (f" ({hint})" if hint else ""))
+            more = f" and {len(unknown) - _SHOWN} more" if len(unknown) > _SHOWN else ""
             raise ConfigError(
                 f"{prefix}gene(s) not found among the {len(self.genes)} genes of {self.where}: "
-                f"{', '.join(unknown)}"
-                + (f" (close names: {'; '.join(hints)})" if hints else "")
-                + ". Names match regardless of case and of R's make.names (X prefix, '.' for '-'); "
-                  "a gene may also have been removed by the normalisation's min_spots filter."
+                f"{', '.join(shown)}{more}. Names are case-sensitive and match in R's make.names "
+                f"spelling too (X prefix, '.' for '-'); a gene may also have been removed by the "
+                f"normalisation's min_spots filter."
             )
         if ambiguous:
             raise ConfigError(f"{prefix}ambiguous gene name(s): {'; '.join(ambiguous)}; "
@@ -106,8 +127,10 @@ def region_markers(adata, key: str, region: str, n: int, method: str = "wilcoxon
 
     Markers are ranked on library-size normalised, log1p-transformed raw counts
     (``layers["counts"]``), the region against all other annotated spots; only
-    genes higher in the region (log fold change > 0) are kept. Returns a table
-    ``gene, score, logfoldchange, p, p_adj`` in rank order.
+    genes higher in the region (log fold change > 0) are kept, so the table may be shorter
+    than ``n``. Returns a table ``gene, score, logfoldchange, p, p_adj`` in rank order.
+    Spots with a missing or empty label are unannotated. ``region`` matches a label exactly,
+    or else the one label that differs from it in case only.
     """
     import anndata as ad
     import pandas as pd
@@ -118,14 +141,18 @@ def region_markers(adata, key: str, region: str, n: int, method: str = "wilcoxon
         raise ConfigError(f"{prefix}no spot annotation '{key}' in the AnnData (obs columns: "
                           f"{', '.join(map(str, adata.obs.columns)) or 'none'}); give an annotation "
                           f"in the source ('annotation' TSV, or 'region_key' of an .h5ad)")
-    labels = adata.obs[key].astype(str).fillna("")
-    annotated = (labels != "") & (labels.str.lower() != "nan")
+    from .data.spatial import region_labels
+
+    labels = pd.Series(region_labels(adata.obs[key]), index=adata.obs_names)
+    annotated = labels != ""
     present = sorted(set(labels[annotated]))
-    lookup = {r.lower(): r for r in present}
-    if str(region).lower() not in lookup:
-        raise ConfigError(f"{prefix}region '{region}' not in annotation '{key}'; its regions: "
-                          f"{', '.join(present) or 'none'}")
-    region = lookup[str(region).lower()]
+    if str(region) not in present:  # then a unique match in another case
+        same = [r for r in present if r.lower() == str(region).lower()]
+        if len(same) != 1:
+            raise ConfigError(f"{prefix}region '{region}' not in annotation '{key}'"
+                              + (" (ambiguous: several spellings)" if same else "")
+                              + f"; its regions: {', '.join(present) or 'none'}")
+        region = same[0]
     inside = (labels == region) & annotated
     if inside.sum() < 2 or (annotated & ~inside).sum() < 2:
         raise ConfigError(f"{prefix}region '{region}' needs at least 2 spots inside and 2 annotated "

@@ -40,6 +40,7 @@ rule prepare_spatial:
     params:
         normalisation=lambda wc: canonical(dataset(wc)["normalisation"]),
         grid_size=lambda wc: dataset(wc)["grid_size"],
+        max_grid=lambda wc: dataset(wc)["max_grid"],
         validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
         seed=config["seed"],
         options=spatial_options,

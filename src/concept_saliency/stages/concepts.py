@@ -108,7 +108,14 @@ def concepts(*, latents: str, samples: str, vectors: str, separation: str, histo
 
 
 def _gene_concepts(spec: dict, z: np.ndarray, genes, concept_list: list, anndata: str | None) -> list:
-    """Seed-gene, gene-set and region concepts (appended to ``concept_list``); their table rows."""
+    """Seed-gene, gene-set and region concepts (appended to ``concept_list``); their table rows.
+
+    Refused (:class:`ConfigError`, naming the concept and the key): ``n_genes`` not below the
+    number of genes (a concept of every gene leaves none to separate it from: its AUROC is
+    undefined), a gene set naming one gene twice or holding every gene, a region whose markers
+    are every gene. A region with fewer genes higher inside than ``n_markers`` becomes a concept
+    of those genes, with a warning; ``fit_n_genes`` in separation.tsv says how many.
+    """
     from .. import concepts as C
     from ..errors import ConfigError
 
@@ -119,17 +126,26 @@ def _gene_concepts(spec: dict, z: np.ndarray, genes, concept_list: list, anndata
         return {"concept": name, "kind": kind, "rank": rank, "gene": gene, "r": r, "p": p,
                 "marker_score": score, "logfoldchange": lfc, "p_adj": p_adj}
 
-    def membership(idx):
+    def membership(idx, name, key):
         members = np.zeros(len(z), dtype=bool)
         members[idx] = True
+        if members.all():
+            raise ConfigError(f"concept '{name}' ({key}) holds all {len(z)} genes of the data"
+                              f"{_filter_note(anndata)}: no gene is left to separate it from (its AUROC "
+                              f"is undefined); leave some genes out")
         return members
 
     for name, item in (spec.get("seed_genes") or {}).items():
         item = item if isinstance(item, dict) else {"gene": item}
+        key = f"concepts.seed_genes.{name}.n_genes" if "n_genes" in item else "concepts.n_genes"
         n_genes = int(item.get("n_genes", spec.get("n_genes", 50)))
         seed_idx = genes.find_one(item["gene"], f"concept '{name}'")
+        if n_genes >= len(genes):
+            raise ConfigError(f"concept '{name}': config key '{key}' is {n_genes}, but the data have "
+                              f"{len(genes)} genes{_filter_note(anndata)}; a concept needs genes outside it "
+                              f"(its AUROC is undefined otherwise): set it below {len(genes)}")
         idx, r, p = C.correlated_with(z, seed_idx, n_genes)
-        members = membership(idx)
+        members = membership(idx, name, key)
         concept_list.append(C.Concept(name, "seed_gene", C.group_vector(z, members), members,
                                       {"seed": genes.genes[seed_idx], "n_genes": n_genes,
                                        "seed_index": seed_idx}))
@@ -138,10 +154,11 @@ def _gene_concepts(spec: dict, z: np.ndarray, genes, concept_list: list, anndata
     for name, item in (spec.get("gene_sets") or {}).items():
         item = item if isinstance(item, dict) else {"genes": item}
         idx = genes.find(item["genes"], f"concept '{name}'")
-        members = membership(idx)
+        members = membership(idx, name, f"concepts.gene_sets.{name}")
         subtract = bool(item.get("subtract_rest", spec.get("subtract_rest", False)))
         concept_list.append(C.Concept(name, "gene_set", C.group_vector(z, members, subtract), members,
-                                      {"genes": [genes.genes[i] for i in idx], "subtract_rest": subtract}))
+                                      {"genes": [genes.genes[i] for i in idx], "subtract_rest": subtract,
+                                       "n_genes": len(idx)}))
         rows += [row(name, "gene_set", k + 1, genes.genes[i]) for k, i in enumerate(idx)]
     regions = spec.get("regions") or {}
     if regions:
@@ -154,16 +171,39 @@ def _gene_concepts(spec: dict, z: np.ndarray, genes, concept_list: list, anndata
         for name, item in regions.items():
             item = item if isinstance(item, dict) else {"region": item}
             key = item.get("key") or adata.uns.get("csm_region_key") or "region"
+            n_key = f"concepts.regions.{name}.n_markers" if "n_markers" in item else "concepts.n_markers"
             n = int(item.get("n_markers", spec.get("n_markers", 50)))
             table = region_markers(adata, key, str(item["region"]), n,
                                    item.get("method", spec.get("marker_method", "wilcoxon")),
                                    f"concept '{name}'")
             idx = genes.find(table["gene"], f"concept '{name}'")
-            members = membership(idx)
+            members = membership(idx, name, n_key)
+            if len(idx) < n:
+                log.warning("concept '%s': only %d genes are higher in region '%s' than outside, fewer "
+                            "than %s %d; the concept is those %d genes", name, len(idx), item["region"],
+                            n_key, n, len(idx))
             subtract = bool(item.get("subtract_rest", spec.get("subtract_rest", False)))
             concept_list.append(C.Concept(name, "region", C.group_vector(z, members, subtract), members,
-                                          {"region": str(item["region"]), "key": key, "n_genes": n}))
+                                          {"region": str(item["region"]), "key": key, "n_markers": n,
+                                           "n_genes": len(idx)}))
             rows += [row(name, "region", k + 1, genes.genes[i], p=t.p, score=t.score,
                          lfc=t.logfoldchange, p_adj=t.p_adj)
                      for k, (i, t) in enumerate(zip(idx, table.itertuples()))]
     return rows
+
+
+def _filter_note(anndata: str | None) -> str:
+    """``" (left after the normalisation removed 3271 genes detected in fewer than 10 spots ...)"``
+    from the prepared AnnData's record, or ``""`` when none were removed or there is no record."""
+    if not anndata:
+        return ""
+    import h5py
+
+    try:
+        with h5py.File(anndata, "r") as f:
+            record = f["uns/csm_normalisation"]
+            removed, min_spots = int(record["genes_removed"][()]), int(record["min_spots"][()])
+    except (OSError, KeyError, TypeError, ValueError):
+        return ""
+    return (f" (left after the normalisation removed {removed} genes detected in fewer than {min_spots} "
+            f"spots: normalisation.min_spots)" if removed else "")

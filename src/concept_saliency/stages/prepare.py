@@ -37,13 +37,16 @@ def prepare_spatial(*, samples: str, anndata: str, grid: str, normalisation: dic
                     grid_size, validation_fraction: float, seed: int, counts: str | None = None,
                     annotation: str | None = None, transformation: str | None = None,
                     image: str | None = None, h5ad: str | None = None, options: dict | None = None,
-                    library_id: str = "section", presets=(), multiple: int | None = None) -> None:
+                    library_id: str = "section", presets=(), multiple: int | None = None,
+                    max_grid: int | None = None) -> None:
     """Spatial data -> AnnData (``.h5ad``) and genes as images on the spot grid (sample store).
 
     Input: an ST count matrix (``counts``; optional alignment matrix ``transformation``,
     H&E ``image`` and spot ``annotation`` TSV), or a user's ``h5ad`` with ``options``
-    ``counts_layer``, ``region_key``, ``library_id``. The grid is padded to a multiple
-    of every model preset's downsampling (``presets``), or of ``multiple``.
+    ``counts_layer``, ``region_key``, ``library_id``. ``normalisation``: ``method``,
+    ``min_spots``, ``min_counts`` and ``duplicate_genes`` (``refuse`` or ``sum`` a gene name
+    given twice). The grid is padded to a multiple of every model preset's downsampling
+    (``presets``), or of ``multiple``, and may be at most ``max_grid`` pixels across.
     """
     from ..data import spatial
     from ..data.samples import assign_split, write_samples
@@ -53,17 +56,19 @@ def prepare_spatial(*, samples: str, anndata: str, grid: str, normalisation: dic
         from ..model import get_preset
 
         multiple = max([8, *(get_preset(p).downsampling for p in presets)])
+    max_grid = spatial.MAX_GRID if max_grid is None else int(max_grid)
+    duplicate_genes = normalisation.get("duplicate_genes", "refuse")
     params = dict(normalisation=normalisation, grid_size=grid_size, options=options,
                   validation_fraction=validation_fraction, seed=seed, multiple=multiple,
-                  library_id=library_id)
+                  library_id=library_id, max_grid=max_grid)
     inputs = {k: v for k, v in dict(counts=counts, annotation=annotation, transformation=transformation,
                                     image=image, h5ad=h5ad).items() if v}
     prov = Provenance("prepare_spatial", params, inputs)
     if h5ad:
         adata = spatial.read_user_anndata(h5ad, options.get("counts_layer"), options.get("region_key"),
-                                          options.get("library_id"))
+                                          options.get("library_id"), duplicate_genes)
     else:
-        raw = spatial.read_st_counts(counts)
+        raw = spatial.read_st_counts(counts, duplicate_genes)
         matrix = spatial.read_transformation(transformation) if transformation else None
         picture = spatial.read_image(image) if image else None
         adata = spatial.counts_to_anndata(raw, library_id, matrix, picture)
@@ -76,15 +81,17 @@ def prepare_spatial(*, samples: str, anndata: str, grid: str, normalisation: dic
                                        int(normalisation.get("min_counts", 1)),
                                        source=str(h5ad or counts))
     key = adata.uns.get("csm_region_key")
-    regions = adata.obs[key].astype(str).tolist() if key else None
-    index = spatial.grid_index(adata, grid_size, multiple)
+    regions = spatial.region_labels(adata.obs[key]) if key else None
+    index = spatial.grid_index(adata, grid_size, multiple, max_grid=max_grid, source=str(h5ad or counts))
     images = spatial.genes_to_images(adata, index)
     spatial.write_anndata(adata, anndata)
     spatial.write_grid(grid, index, regions)
     write_samples(samples, images, list(adata.var_names),
                   assign_split(adata.n_vars, validation_fraction, seed),
                   attrs={"source": str(h5ad or counts), "kind": "spatial-genes"})
-    prov.extra["summary"] = removed | {"grid": list(index.shape)}
+    merged = adata.uns.get("csm_merged_genes")
+    prov.extra["summary"] = removed | {"grid": list(index.shape)} | (
+        {"merged_genes": dict(zip(map(str, merged["gene"]), map(str, merged["from"])))} if merged else {})
     for path, fmt in ((anndata, "csm.anndata"), (grid, "csm.spatial-grid"), (samples, "csm.samples")):
         prov.write(path, fmt)
     log.info("%d genes as %dx%d images on the spot grid", adata.n_vars, *index.shape)
