@@ -74,7 +74,7 @@ CONCEPT_KEYS_BY_TYPE = {
 
 
 #: dataset keys that only one dataset type can use
-DATASET_KEYS_BY_TYPE = {"images": ("image_size",), "spatial": ("normalisation", "grid_size")}
+DATASET_KEYS_BY_TYPE = {"images": ("image_size",), "spatial": ("normalisation", "grid_size", "max_grid")}
 
 
 def _check_keys_of_type(name: str, dataset: dict) -> None:
