@@ -22,6 +22,7 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
+include: "workflow/rules/download.smk"
 include: "workflow/rules/spatial.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/celeba.smk"

@@ -342,27 +342,32 @@ def test_small_celeba_presets_keep_the_structure_and_round_trip(tmp_path):
 
 
 def test_the_source_is_a_directory_or_downloads_never_both(tmp_path, celeba):
+    from concept_saliency.sources import source_files
+
+    def resolve(spec, results="res"):
+        return source_files("c", {"source": {"celeba": spec}}, results)
+
     with pytest.raises(ConfigError, match="give either 'directory'.*or 'download'.*one of them"):
-        C.resolve_source("c", {}, "raw")
+        resolve({})
     with pytest.raises(ConfigError, match="not both"):
-        C.resolve_source("c", {"directory": str(celeba), "download": {}}, "raw")
+        resolve({"directory": str(celeba), "download": {}})
     with pytest.raises(ConfigError, match=r"source.celeba.directory': .* holds none of "
                                           r"list_landmarks_align_celeba.txt, list_landmarks_align_celeba.csv; "
                                           r"name the landmarks file with 'files.landmarks'"):
-        C.resolve_source("c", {"directory": str(celeba),
-                               "files": {"images": "img_align_celeba_89x109.zip"}}, "raw")
-    found = C.resolve_source("c", {"directory": str(celeba), "files": {
+        resolve({"directory": str(celeba), "files": {"images": "img_align_celeba_89x109.zip"}})
+    found = resolve({"directory": str(celeba), "files": {
         "images": "img_align_celeba_89x109.zip",
-        "landmarks": "list_landmarks_align_celeba_000001-010000.csv"}}, "raw")
-    assert found.inputs["attributes"] == str(celeba / "list_attr_celeba.txt")
-    assert "partition" not in found.inputs and found.downloads == {}
-    dl = C.resolve_source("c", {"download": {
+        "landmarks": "list_landmarks_align_celeba_000001-010000.csv"}})
+    assert found["attributes"].path == str(celeba / "list_attr_celeba.txt")
+    assert "partition" not in found and not any(f.fetched for f in found.values())
+    dl = resolve({"download": {
         "images": {"url": "https://example.org/a/img_align_celeba.zip?x=1", "checksum": "md5:00"},
         "attributes": {"url": "https://example.org/uc?id=1", "name": "list_attr_celeba.txt"},
-        "landmarks": {"url": "https://example.org/list_landmarks_align_celeba.csv"}}}, "raw/c")
-    assert dl.inputs["images"] == "raw/c/img_align_celeba.zip"
-    assert set(dl.downloads) == {"img_align_celeba.zip", "list_attr_celeba.txt",
-                                 "list_landmarks_align_celeba.csv"}
+        "landmarks": {"url": "https://example.org/list_landmarks_align_celeba.csv"}}})
+    assert dl["images"].path == "res/c/raw/img_align_celeba.zip"
+    assert dl["images"].url.startswith("https://example.org/a/") and dl["images"].checksum == "md5:00"
+    assert {f.path.rsplit("/", 1)[1] for f in dl.values()} == {
+        "img_align_celeba.zip", "list_attr_celeba.txt", "list_landmarks_align_celeba.csv"}
 
 
 def test_shipped_celeba_configs_are_valid():

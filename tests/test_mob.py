@@ -21,7 +21,7 @@ from concept_saliency.data import spatial
 from concept_saliency.data.synthetic import make_layered_tissue, write_tissue
 from concept_saliency.errors import ConfigError, InputDataError
 from concept_saliency.genes import GeneIndex, r_make_names, region_markers
-from concept_saliency.sources import input_files
+from concept_saliency.sources import source_files
 
 MOB = "Rep11_MOB_count_matrix-1.tsv.gz"
 MOB_SHA256 = "090d8e13a53194e05bd757d4ead1566360fbf77e78f7283b4203cf1b16395bde"
@@ -410,24 +410,24 @@ def test_mob_config_is_valid_and_names_its_concepts():
                                       "precision": "float32"}
     assert concept_names("mob", mob) == ["penk", "doc2g", "kctd12", "mitral_markers"]
     assert mob["source"]["st_counts"]["counts"]["checksum"] == f"sha256:{MOB_SHA256}"
-    files = input_files("mob", mob, "results")
+    files = source_files("mob", mob, "results")
     assert files["counts"].path == f"results/mob/raw/download/{MOB}"
-    assert files["counts"].source.endswith(f"shared/data/mob/{MOB}")
+    assert files["counts"].url.endswith(f"shared/data/mob/{MOB}")
 
 
 def test_input_files_local_remote_and_clashing_names():
     ds = {"source": {"st_counts": {"counts": "/data/c.tsv", "image": "https://x.org/a/HE_Rep1.jpg?dl=1",
                                    "transformation": {"url": "/data/t.txt", "checksum": "md5:" + "0" * 32},
                                    "annotation": "/data/regions.tsv"}}}
-    files = input_files("d", ds, "res")
-    assert files["counts"].path == "/data/c.tsv" and files["counts"].source is None
+    files = source_files("d", ds, "res")
+    assert files["counts"].path == "/data/c.tsv" and files["counts"].url is None
     assert files["image"].path == "res/d/raw/download/HE_Rep1.jpg"
-    assert files["image"].source == "https://x.org/a/HE_Rep1.jpg?dl=1"
+    assert files["image"].url == "https://x.org/a/HE_Rep1.jpg?dl=1"
     assert files["transformation"].path == "res/d/raw/download/t.txt"
     assert files["annotation"].path == "/data/regions.tsv"
     clash = {"source": {"st_counts": {"counts": "http://a/x.txt", "transformation": "http://b/x.txt"}}}
     with pytest.raises(ConfigError, match="file name 'x.txt' is also the name of 'counts'"):
-        input_files("d", clash, "res")
+        source_files("d", clash, "res")
     config = yaml.safe_load((REPO / "config" / "mob.yaml").read_text())
     config["datasets"]["mob"]["source"]["st_counts"]["counts"]["checksum"] = "sha256:xyz"
     with pytest.raises(ConfigError, match="datasets.mob.source.st_counts.counts"):

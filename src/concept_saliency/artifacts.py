@@ -294,8 +294,9 @@ def provenance_path(artifact: str | os.PathLike) -> Path:
     return artifact.with_name(artifact.name + PROVENANCE_SUFFIX)
 
 
-def file_checksum(path: str | os.PathLike) -> str:
-    """``sha256:<hex>`` of a file; of a directory, a digest of its listing (names, sizes)."""
+def file_checksum(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """``<algorithm>:<hex>`` of a file (``sha256``, ``md5``, ``sha1``); of a directory, a sha256
+    digest of its listing (names, sizes)."""
     path = Path(path)
     if path.is_dir():
         h = hashlib.sha256()
@@ -305,11 +306,11 @@ def file_checksum(path: str | os.PathLike) -> str:
                 h.update(f"{p.relative_to(path)}\0{p.stat().st_size}\n".encode())
                 n += 1
         return f"listing-sha256:{h.hexdigest()} ({n} files)"
-    h = hashlib.sha256()
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return f"sha256:{h.hexdigest()}"
+    return f"{algorithm}:{h.hexdigest()}"
 
 
 def _now() -> str:

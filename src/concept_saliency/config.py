@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+from . import sources
 from .errors import ConfigError
 
 SOURCES_BY_TYPE = {
@@ -22,10 +23,8 @@ SOURCES_BY_TYPE = {
 
 
 def source_kind(name: str, dataset: dict) -> str:
-    source = dataset.get("source") or {}
-    if len(source) != 1:
-        raise ConfigError(f"config key 'datasets.{name}.source': give exactly one source, not {len(source)}")
-    kind = next(iter(source))
+    """The dataset's source kind, checked against its type."""
+    kind = sources.source_kind(name, dataset)
     allowed = SOURCES_BY_TYPE[dataset["type"]]
     if kind not in allowed:
         raise ConfigError(
@@ -59,9 +58,7 @@ def available_attributes(name: str, dataset: dict) -> list[str]:
         return table_attributes(dataset["source"]["image_folder"]["labels"],
                                 f"datasets.{name}.source.image_folder.labels")
     if kind == "celeba":  # fixed, so the DAG is known before anything is downloaded
-        from .data.celeba import ATTRIBUTES
-
-        return list(ATTRIBUTES)
+        return list(sources.CELEBA_ATTRIBUTES)
     return []
 
 
@@ -331,7 +328,11 @@ def check_config_files(paths) -> None:
                 continue
             except ValueError:
                 pass
-            yaml.load(text, Loader=loader)  # noqa: S506 (a SafeLoader subclass)
+            reader = loader(text)  # a SafeLoader that refuses duplicate keys
+            try:
+                reader.get_single_data()
+            finally:
+                reader.dispose()
         except _Duplicate as exc:
             where = f"line {exc.second}: " if exc.second else ""
             first = f" (first on line {exc.first})" if exc.first else ""

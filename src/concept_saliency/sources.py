@@ -1,33 +1,71 @@
-"""Where the input files of a spatial dataset come from, and where the workflow reads them.
+"""Where each dataset's input files are: one resolver for every kind of source.
 
-Light on purpose (no Keras, no scanpy): the Snakefile calls it while it builds the DAG.
+:func:`source_files` returns, for a dataset of the config, the files its first
+stage reads, by role (the stage's keyword: ``counts``, ``images``, ``labels``,
+...). A file is read where it is, or, when the config gives a URL or a checksum,
+fetched first by the one ``download`` rule into ``<results>/<dataset>/raw/`` and
+verified. :func:`downloads` lists every such fetch of a config.
 
-A file in the config is a local path (read where it is), a URL (downloaded), or
-``{url: <URL or local path>, checksum: md5:<hex> | sha256:<hex>}`` (downloaded,
-or copied, and verified). Downloaded and copied files land in
-``<results>/<dataset>/raw/download/<file name>``.
+How each source kind names its files:
+
+- ``synthetic_shapes``, ``synthetic_tissue``: made by the demo's generator rules under ``raw/``;
+- ``image_folder``: the label table and the folder's manifest (``raw/image_manifest.tsv``,
+  written while the DAG is built, see :mod:`.data.manifest`);
+- ``celeba``: ``directory`` (files the user has; official or Kaggle names are found) or
+  ``download`` (each ``{url, checksum, name}`` fetched to ``raw/<name>``); a folder of
+  images is tracked by its manifest (``raw/celeba_images_manifest.tsv``);
+- ``st_counts``: ``counts``, ``transformation``, ``image``, ``annotation``; ``anndata``:
+  ``path`` (role ``h5ad``). Each is a local path, a URL, or ``{url, checksum}``
+  (fetched to ``raw/download/<file name>``).
+
+Light on purpose (standard library only): the Snakefile calls it while it builds the DAG.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
 from .errors import ConfigError
 
-#: source kind -> the config keys that name files the download rule may fetch
-FILE_KEYS = {"st_counts": ("counts", "transformation", "image"), "anndata": ("path",)}
-#: config key -> keyword of the prepare stage
-ROLES = {"counts": "counts", "transformation": "transformation", "image": "image", "path": "h5ad",
-         "annotation": "annotation"}
+#: The 40 CelebA attributes, in the order of the official table.
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
+    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
+    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup",
+    "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard",
+    "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns",
+    "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
+    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+)
+#: CelebA file names in a ``directory``, official first, then the Kaggle mirror's
+CELEBA_NAMES = {
+    "images": ("img_align_celeba.zip", "img_align_celeba"),
+    "attributes": ("list_attr_celeba.txt", "list_attr_celeba.csv"),
+    "landmarks": ("list_landmarks_align_celeba.txt", "list_landmarks_align_celeba.csv"),
+    "partition": ("list_eval_partition.txt", "list_eval_partition.csv"),
+}
+CELEBA_REQUIRED = ("images", "attributes", "landmarks")
+#: spatial source kind -> config key -> role (the prepare stage's keyword)
+SPATIAL_KEYS = {"st_counts": {"counts": "counts", "transformation": "transformation",
+                              "image": "image", "annotation": "annotation"},
+                "anndata": {"path": "h5ad"}}
 
 
 @dataclass(frozen=True)
-class InputFile:
-    path: str  # what the prepare stage reads
-    source: str | None = None  # URL or local path to fetch into ``path``; None: read in place
+class SourceFile:
+    """One input file: ``path`` is what the stage reads; ``url`` (a URL or a local path) is
+    fetched there first when set, and verified against ``checksum``."""
+
+    path: str
+    url: str | None = None
     checksum: str | None = None
+
+    @property
+    def fetched(self) -> bool:
+        return self.url is not None
 
 
 def is_url(value: str) -> bool:
@@ -39,39 +77,121 @@ def _file_name(value: str) -> str:
     return name or "download"
 
 
-def input_files(name: str, dataset: dict, results: str) -> dict[str, InputFile]:
-    """Prepare-stage keyword -> :class:`InputFile`, for an ``st_counts`` or ``anndata`` source."""
-    (kind, spec), = dataset["source"].items()
-    if kind not in FILE_KEYS:
-        return {}
-    out: dict[str, InputFile] = {}
+def source_kind(name: str, dataset: dict) -> str:
+    """The one source key of a dataset (``datasets.<name>.source``)."""
+    source = dataset.get("source") or {}
+    if len(source) != 1:
+        raise ConfigError(f"config key 'datasets.{name}.source': give exactly one source, "
+                          f"not {len(source)}")
+    return next(iter(source))
+
+
+def source_files(name: str, dataset: dict, results: str) -> dict[str, SourceFile]:
+    """Role -> :class:`SourceFile` of the dataset's first stage (see the module docstring)."""
+    kind = source_kind(name, dataset)
+    spec = dataset["source"][kind]
+    raw = f"{results}/{name}/raw"
+    if kind == "synthetic_shapes":
+        return {"images": SourceFile(f"{raw}/images"), "labels": SourceFile(f"{raw}/attributes.tsv")}
+    if kind == "synthetic_tissue":
+        return {"counts": SourceFile(f"{raw}/counts.tsv.gz"),
+                "annotation": SourceFile(f"{raw}/annotation.tsv")}
+    if kind == "image_folder":
+        return {"manifest": SourceFile(f"{raw}/image_manifest.tsv"),
+                "labels": SourceFile(spec["labels"])}
+    if kind == "celeba":
+        return _celeba_files(name, spec, raw)
+    return _spatial_files(name, kind, spec, raw)
+
+
+def _celeba_files(name: str, spec: dict, raw: str) -> dict[str, SourceFile]:
+    key = f"datasets.{name}.source.celeba"
+    has_dir, has_download = "directory" in spec, "download" in spec
+    if has_dir == has_download:
+        raise ConfigError(
+            f"config key '{key}': give either 'directory' (files you already have) or 'download' "
+            f"(URLs and checksums), {'not both' if has_dir else 'one of them'}"
+        )
+    if has_download:
+        files: dict[str, SourceFile] = {}
+        for role, item in spec["download"].items():
+            fname = item.get("name") or Path(urlparse(item["url"]).path).name
+            if fname and (fname in (".", "..") or "/" in fname or "\\" in fname):
+                raise ConfigError(f"config key '{key}.download.{role}.name': {fname!r} is not a plain "
+                                  f"file name (it is a file in {raw}); give a name without '/'")
+            taken = {PurePosixPath(f.path).name for f in files.values()}
+            if not fname or fname in taken:
+                raise ConfigError(
+                    f"config key '{key}.download.{role}': "
+                    + (f"file name {fname!r} is used twice" if fname else
+                       "the URL ends in no file name; give one with 'name'"))
+            files[role] = SourceFile(f"{raw}/{fname}", item["url"], item.get("checksum"))
+        return files
+    directory = Path(spec["directory"])
+    if not directory.is_dir():
+        raise ConfigError(f"config key '{key}.directory': {directory} is not a directory")
+    given = spec.get("files") or {}
+    files = {}
+    for role, names in CELEBA_NAMES.items():
+        if role in given:
+            path = directory / given[role]
+            if not path.exists():
+                raise ConfigError(f"config key '{key}.files.{role}': {path} does not exist")
+            files[role] = SourceFile(str(path))
+            continue
+        found = [directory / n for n in names if (directory / n).exists()]
+        if found:
+            files[role] = SourceFile(str(found[0]))
+        elif role in CELEBA_REQUIRED:
+            raise ConfigError(
+                f"config key '{key}.directory': {directory} holds none of {', '.join(names)}; "
+                f"name the {role} file with 'files.{role}'")
+    return files
+
+
+def _spatial_files(name: str, kind: str, spec: dict, raw: str) -> dict[str, SourceFile]:
+    files: dict[str, SourceFile] = {}
     taken: dict[str, str] = {}
-    for key in (*FILE_KEYS[kind], "annotation"):
+    for key, role in SPATIAL_KEYS[kind].items():
         value = spec.get(key)
         if value is None:
             continue
-        where = f"config key 'datasets.{name}.source.{kind}.{key}'"
         if isinstance(value, dict):
-            source, checksum = str(value["url"]), value.get("checksum")
+            url, checksum = str(value["url"]), value.get("checksum")
         else:
-            source, checksum = str(value), None
-        if key == "annotation" or (not is_url(source) and not checksum):
-            out[ROLES[key]] = InputFile(source)
+            url, checksum = str(value), None
+        if key == "annotation" or (not is_url(url) and not checksum):
+            files[role] = SourceFile(url)  # read where it is
             continue
-        file_name = _file_name(source)
-        if file_name in taken:
-            raise ConfigError(f"{where}: file name '{file_name}' is also the name of "
-                              f"'{taken[file_name]}'; the downloads would overwrite each other")
-        taken[file_name] = key
-        out[ROLES[key]] = InputFile(f"{results}/{name}/raw/download/{file_name}", source, checksum)
-    return out
+        fname = _file_name(url)
+        if fname in taken:
+            raise ConfigError(f"config key 'datasets.{name}.source.{kind}.{key}': file name '{fname}' "
+                              f"is also the name of '{taken[fname]}'; the downloads would overwrite "
+                              f"each other")
+        taken[fname] = key
+        files[role] = SourceFile(f"{raw}/download/{fname}", url, checksum)
+    return files
 
 
-def downloads(config: dict) -> dict[tuple[str, str], InputFile]:
-    """``(dataset, file name) -> InputFile`` of every file the download rule fetches."""
-    out = {}
+def downloads(config: dict) -> dict[str, dict[str, SourceFile]]:
+    """Dataset -> {path under ``<results>/<dataset>/raw/`` -> :class:`SourceFile`} of every file
+    the download rule fetches."""
+    out: dict[str, dict[str, SourceFile]] = {}
     for name, dataset in config["datasets"].items():
-        for f in input_files(name, dataset, config["results"]).values():
-            if f.source is not None:
-                out[(name, PurePosixPath(f.path).name)] = f
+        raw = f"{config['results']}/{name}/raw/"
+        fetched = {f.path[len(raw):]: f for f in source_files(name, dataset, config["results"]).values()
+                   if f.fetched}
+        if fetched:
+            out[name] = fetched
     return out
+
+
+def image_folder(files: dict[str, SourceFile], dataset: dict) -> str | None:
+    """The folder of images whose content a manifest tracks: a user's image folder, or CelebA's
+    images given as a folder (a zip is a file, tracked as it is); None otherwise."""
+    kind = next(iter(dataset["source"]))
+    if kind == "image_folder":
+        return dataset["source"][kind]["images"]
+    if kind == "celeba" and "images" in files and os.path.isdir(files["images"].path):
+        return files["images"].path
+    return None

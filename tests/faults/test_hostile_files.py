@@ -113,10 +113,13 @@ def test_archiver_junk_is_ignored_and_duplicate_ids_refused(faces):
 
 
 def test_a_download_name_outside_the_raw_folder_is_refused(tmp_path):
-    spec = {"download": {r: {"url": f"https://example.org/{r}.txt"} for r in C.REQUIRED_ROLES}}
+    from concept_saliency.sources import CELEBA_REQUIRED, source_files
+
+    spec = {"download": {r: {"url": f"https://example.org/{r}.txt"} for r in CELEBA_REQUIRED}}
     spec["download"]["images"]["name"] = ".."
-    expect_user_error(C.resolve_source, "download.images.name", "not a plain file name",
-                      error=ConfigError, name="faces", source=spec, raw_dir=str(tmp_path))
+    expect_user_error(source_files, "download.images.name", "not a plain file name",
+                      error=ConfigError, name="faces", dataset={"source": {"celeba": spec}},
+                      results=str(tmp_path))
 
 
 # ------------------------------------------------------------------ no pickle, no objects

@@ -1,31 +1,12 @@
-# CelebA: download the official files (or use a copy the user has), crop every image with
+# CelebA: the official files (downloaded, or a copy the user has): crop every image with
 # its landmarks as the paper did and pack them into results/<dataset>/data/samples.h5; the
 # train, encode, concepts, saliency and render rules then run unchanged. Plus one summary
 # figure of attributes x methods.
 
 
-rule download_celeba:
-    output:
-        file=f"{R}/{{dataset}}/raw/{{file}}",
-    log:
-        f"{R}/{{dataset}}/logs/download_{{file}}.log",
-    wildcard_constraints:
-        dataset=_alternatives(sorted({d for d, _ in CELEBA_DOWNLOADS})),
-        file=_alternatives(sorted({f for _, f in CELEBA_DOWNLOADS})),
-    conda:
-        "../../envs/concept-saliency.yaml"
-    params:
-        url=lambda wc: celeba_download(wc)["url"],
-        checksum=lambda wc: celeba_download(wc)["checksum"],
-        retries=lambda wc: celeba_cfg(wc)["retries"],
-        backoff=lambda wc: celeba_cfg(wc)["backoff"],
-    script:
-        "../scripts/download_celeba.py"
-
-
 rule crop_pack:
     input:
-        unpack(celeba_inputs),
+        unpack(source_inputs),
         code=stage_code("crop_pack"),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
@@ -43,9 +24,9 @@ rule crop_pack:
         image_size=lambda wc: dataset(wc)["image_size"],
         validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
         seed=config["seed"],
-        limit=lambda wc: celeba_cfg(wc)["limit"],
-        max_bad_fraction=lambda wc: celeba_cfg(wc)["max_bad_fraction"],
-        max_archive_gb=lambda wc: celeba_cfg(wc)["max_archive_gb"],
+        limit=lambda wc: source_options(wc)["limit"],
+        max_bad_fraction=lambda wc: source_options(wc)["max_bad_fraction"],
+        max_archive_gb=lambda wc: source_options(wc)["max_archive_gb"],
     script:
         "../scripts/crop_pack.py"
 

@@ -20,10 +20,9 @@ from concept_saliency.config import (
     source_kind,
     validate_config,
 )
-from concept_saliency.data.celeba import resolve_source
-from concept_saliency.data.manifest import write_image_manifest
+from concept_saliency.data.manifest import write_folder_manifest, write_image_manifest
 from concept_saliency.errors import ConfigError, UserError
-from concept_saliency.sources import downloads, input_files
+from concept_saliency.sources import downloads, image_folder, source_files
 
 try:
     check_config_files(workflow.configfiles)
@@ -126,14 +125,11 @@ def dataset_targets(ds):
         targets += [f"{raw}/images", f"{raw}/attributes.tsv", f"{raw}/masks.h5"]
     if kind == "synthetic_tissue":
         targets += [f"{R}/{ds}/raw/counts.tsv.gz", f"{R}/{ds}/raw/annotation.tsv"]
+    targets += [f"{R}/{ds}/raw/{path}" for path in DOWNLOADS.get(ds, {})]
     if ds in CELEBA_DATASETS:
         targets.append(f"{data}/crop_pack_report.txt")
-        targets += [f"{R}/{ds}/raw/{f}" for d, f in CELEBA_DOWNLOADS if d == ds]
     if ds in SPATIAL_DATASETS:
         targets += [f"{data}/spatial.h5ad", f"{data}/grid.h5"]
-        targets += [
-            f"{R}/{ds}/raw/download/{f}" for d, f in SPATIAL_DOWNLOADS if d == ds
-        ]
     for model in cfg["models"]:
         targets += model_targets(ds, model)
     return targets
@@ -175,80 +171,60 @@ def model_targets(ds, model):
     return targets
 
 
-# --- Inputs of each dataset's first stages (download, crop_pack, prepare_*)
-
-# Files of spatial sources given by URL or with a checksum: (dataset, file name) -> spec.
-SPATIAL_DOWNLOADS = downloads(config)
+# --- Inputs of each dataset's first stage (crop_pack, prepare_*), and what to download
 
 try:
-    CELEBA = {
-        ds: resolve_source(ds, DATASETS[ds]["source"]["celeba"], f"{R}/{ds}/raw")
-        for ds in CELEBA_DATASETS
-    }
+    SOURCES = {ds: source_files(ds, cfg, R) for ds, cfg in DATASETS.items()}
+    # dataset -> {path under results/<dataset>/raw/ -> file to fetch there}
+    DOWNLOADS = downloads(config)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
-CELEBA_DOWNLOADS = {
-    (ds, f): spec for ds, c in CELEBA.items() for f, spec in c.downloads.items()
-}
 
 
-def celeba_cfg(wc):
-    return dataset(wc)["source"]["celeba"]
-
-
-def celeba_download(wc):
-    return CELEBA_DOWNLOADS[(wc.dataset, wc.file)]
-
-
-def celeba_inputs(wc):
-    return CELEBA[wc.dataset].inputs
-
-
-# A user's image folder reaches prepare_images as a manifest of its images (name, size, mtime),
+# A folder of images reaches its stage with a manifest of its images (name, size, mtime),
 # written now, while the DAG is built, and only when it changes: an image rewritten in place
-# reruns prepare_images and all that follows (a folder input counts by its own mtime only).
+# reruns the stage and all that follows (a folder input counts by its own mtime only).
+# Jobs on a cluster read the Snakefile again; only the main process writes manifests.
+def _write_manifests():
+    for ds, cfg in DATASETS.items():
+        folder = image_folder(SOURCES[ds], cfg)
+        if folder is None or not workflow.is_main_process:
+            continue
+        if (
+            "manifest" in SOURCES[ds]
+        ):  # a user's folder: the images its label table names
+            labels = SOURCES[ds]["labels"].path
+            write_image_manifest(folder, labels, SOURCES[ds]["manifest"].path)
+        else:  # CelebA's images given as a folder
+            write_folder_manifest(folder, f"{R}/{ds}/raw/celeba_images_manifest.tsv")
+
+
 try:
-    IMAGE_MANIFESTS = {
-        ds: write_image_manifest(
-            DATASETS[ds]["source"]["image_folder"]["images"],
-            DATASETS[ds]["source"]["image_folder"]["labels"],
-            f"{R}/{ds}/raw/image_manifest.tsv",
-        )
-        for ds in IMAGE_DATASETS
-        if source_kind(ds, DATASETS[ds]) == "image_folder"
-    }
+    _write_manifests()
 except UserError as exc:
     raise WorkflowError(str(exc)) from None
 
 
-def image_inputs(wc):
-    ds = dataset(wc)
-    if source_kind(wc.dataset, ds) == "synthetic_shapes":
-        base = f"{R}/{wc.dataset}/raw"
-        return {"images": f"{base}/images", "labels": f"{base}/attributes.tsv"}
-    src = ds["source"]["image_folder"]
-    return {"manifest": IMAGE_MANIFESTS[wc.dataset], "labels": src["labels"]}
+def source_inputs(wc):
+    """Role -> path of every input file of the dataset's first stage."""
+    inputs = {role: f.path for role, f in SOURCES[wc.dataset].items()}
+    if "images" in inputs and image_folder(SOURCES[wc.dataset], dataset(wc)):
+        inputs["manifest"] = f"{R}/{wc.dataset}/raw/celeba_images_manifest.tsv"
+    return inputs
+
+
+def download_of(wc):
+    return DOWNLOADS[wc.dataset][wc.path]
+
+
+def source_options(wc):
+    """The source's own settings (e.g. CelebA's download retries and back-off)."""
+    return next(iter(dataset(wc)["source"].values()))
 
 
 def image_background(wc):
     """Colour of transparent pixels (white, black or [r, g, b]); the demo's shapes have none."""
     return dataset(wc)["source"].get("image_folder", {}).get("background", "white")
-
-
-def spatial_files(wc):
-    """The prepare stage's input files of a spatial dataset (st_counts or anndata source)."""
-    return {role: f.path for role, f in input_files(wc.dataset, dataset(wc), R).items()}
-
-
-def spatial_inputs(wc):
-    ds = dataset(wc)
-    if source_kind(wc.dataset, ds) == "synthetic_tissue":
-        base = f"{R}/{wc.dataset}/raw"
-        return {
-            "counts": f"{base}/counts.tsv.gz",
-            "annotation": f"{base}/annotation.tsv",
-        }
-    return spatial_files(wc)
 
 
 def spatial_options(wc):

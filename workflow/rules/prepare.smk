@@ -3,7 +3,7 @@
 
 rule prepare_images:
     input:
-        unpack(image_inputs),
+        unpack(source_inputs),
         code=stage_code("prepare"),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
@@ -25,7 +25,7 @@ rule prepare_images:
 
 rule prepare_spatial:
     input:
-        unpack(spatial_inputs),
+        unpack(source_inputs),
         code=stage_code("prepare"),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",

@@ -1,20 +1,4 @@
-# Spatial data: input files fetched and verified, and concept maps back on the tissue spots.
-
-
-rule download_spatial:
-    output:
-        dest=f"{R}/{{dataset}}/raw/download/{{filename}}",
-    log:
-        f"{R}/{{dataset}}/logs/download_{{filename}}.log",
-    wildcard_constraints:
-        filename="[^/]+",
-    conda:
-        "../../envs/concept-saliency.yaml"
-    params:
-        source=lambda wc: SPATIAL_DOWNLOADS[(wc.dataset, wc.filename)].source,
-        checksum=lambda wc: SPATIAL_DOWNLOADS[(wc.dataset, wc.filename)].checksum,
-    script:
-        "../scripts/download_spatial.py"
+# Spatial data: concept maps back on the tissue spots.
 
 
 rule spatial_maps:

@@ -14,8 +14,8 @@
   report; the stage fails only when more than ``max_bad_fraction`` is bad.
 
 Images are read straight from ``img_align_celeba.zip`` (no extraction) or
-from a folder. Import-light (no Keras, no PIL at import): the workflow calls
-:func:`resolve_source` while it builds the DAG.
+from a folder. Where the files are (a directory, or downloads) is
+:mod:`concept_saliency.sources`' business.
 """
 
 from __future__ import annotations
@@ -26,27 +26,17 @@ import math
 import os
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
-from urllib.parse import urlparse
 
 import numpy as np
 
-from ..errors import ConfigError, InputDataError
+from ..errors import InputDataError
+from ..sources import CELEBA_ATTRIBUTES as ATTRIBUTES  # noqa: F401 (the 40, in the table's order)
 
 log = logging.getLogger(__name__)
 
-#: The 40 attributes, in the order of the official table.
-ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
-    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup",
-    "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard",
-    "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns",
-    "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
-)
 LANDMARKS = ("lefteye_x", "lefteye_y", "righteye_x", "righteye_y", "nose_x", "nose_y",
              "leftmouth_x", "leftmouth_y", "rightmouth_x", "rightmouth_y")
 #: Size of the official aligned images, in whose coordinates the landmarks are given.
@@ -60,76 +50,6 @@ MAX_IMAGE_BYTES = 64 << 20
 MAX_EXPANDED_BYTES = 64 << 30
 #: An image with more pixels than this is refused before it is decoded (decompression bombs).
 MAX_IMAGE_PIXELS = 40_000_000
-
-# default file names, official first, then the Kaggle mirror's
-DEFAULT_NAMES = {
-    "images": ("img_align_celeba.zip", "img_align_celeba"),
-    "attributes": ("list_attr_celeba.txt", "list_attr_celeba.csv"),
-    "landmarks": ("list_landmarks_align_celeba.txt", "list_landmarks_align_celeba.csv"),
-    "partition": ("list_eval_partition.txt", "list_eval_partition.csv"),
-}
-ROLES = tuple(DEFAULT_NAMES)
-REQUIRED_ROLES = ("images", "attributes", "landmarks")
-
-
-# ------------------------------------------------------------------ the config's source
-
-
-@dataclass
-class CelebaFiles:
-    """Where each CelebA file is (local paths), and which must be downloaded first."""
-
-    inputs: dict[str, str]  # role -> path the crop_pack stage reads
-    downloads: dict[str, dict] = field(default_factory=dict)  # file name -> {url, checksum}
-
-
-def resolve_source(name: str, source: dict, raw_dir: str) -> CelebaFiles:
-    """The files of a ``celeba`` source: in ``directory`` as they are, or downloaded to ``raw_dir``."""
-    key = f"datasets.{name}.source.celeba"
-    has_dir, has_download = "directory" in source, "download" in source
-    if has_dir == has_download:
-        raise ConfigError(
-            f"config key '{key}': give either 'directory' (files you already have) or 'download' "
-            f"(URLs and checksums), {'not both' if has_dir else 'one of them'}"
-        )
-    if has_download:
-        inputs, downloads = {}, {}
-        for role, spec in source["download"].items():
-            fname = spec.get("name") or Path(urlparse(spec["url"]).path).name
-            if fname and (fname in (".", "..") or "/" in fname or "\\" in fname):
-                raise ConfigError(f"config key '{key}.download.{role}.name': {fname!r} is not a plain "
-                                  f"file name (it is a file in {raw_dir}); give a name without '/'")
-            if not fname or fname in downloads:
-                raise ConfigError(
-                    f"config key '{key}.download.{role}': "
-                    + (f"file name {fname!r} is used twice" if fname else
-                       "the URL ends in no file name; give one with 'name'")
-                )
-            downloads[fname] = {"url": spec["url"], "checksum": spec.get("checksum")}
-            inputs[role] = os.path.join(raw_dir, fname)
-        return CelebaFiles(inputs, downloads)
-    directory = Path(source["directory"])
-    if not directory.is_dir():
-        raise ConfigError(f"config key '{key}.directory': {directory} is not a directory")
-    given = source.get("files") or {}
-    inputs = {}
-    for role in ROLES:
-        if role in given:
-            path = directory / given[role]
-            if not path.exists():
-                raise ConfigError(f"config key '{key}.files.{role}': {path} does not exist")
-            inputs[role] = str(path)
-            continue
-        found = [directory / n for n in DEFAULT_NAMES[role] if (directory / n).exists()]
-        if found:
-            inputs[role] = str(found[0])
-        elif role in REQUIRED_ROLES:
-            raise ConfigError(
-                f"config key '{key}.directory': {directory} holds none of "
-                f"{', '.join(DEFAULT_NAMES[role])}; name the {role} file with 'files.{role}'"
-            )
-    return CelebaFiles(inputs)
-
 
 # ------------------------------------------------------------------ tables
 

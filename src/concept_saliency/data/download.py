@@ -12,7 +12,6 @@ the next call.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -22,8 +21,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..artifacts import disk_full_error, format_bytes, is_disk_full
+from ..artifacts import disk_full_error, file_checksum, format_bytes, is_disk_full
 from ..errors import DiskFullError, InputDataError
+from ..sources import is_url
 
 log = logging.getLogger(__name__)
 _ALGORITHMS = ("md5", "sha256", "sha1")
@@ -49,18 +49,6 @@ def parse_checksum(checksum: str | None) -> tuple[str, str] | None:
     return algo, digest
 
 
-def file_digest(path: str | os.PathLike, algo: str) -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _is_url(source: str) -> bool:
-    return source.split(":", 1)[0].lower() in ("http", "https", "ftp", "file")
-
-
 def download(source: str, dest: str | os.PathLike, *, checksum: str | None = None,
              retries: int = 5, backoff: float = 1.0, timeout: float = 60.0,
              chunk_size: int = 1 << 20) -> Path:
@@ -69,7 +57,7 @@ def download(source: str, dest: str | os.PathLike, *, checksum: str | None = Non
     dest.parent.mkdir(parents=True, exist_ok=True)
     expected = parse_checksum(checksum)
     part = dest.with_name(dest.name + ".part")
-    if not _is_url(source):  # a file the user already has: copy, then verify
+    if not is_url(source):  # a file the user already has: copy, then verify
         src = Path(source)
         if not src.is_file():
             raise DownloadError(f"{source}: no such file")
@@ -84,7 +72,7 @@ def download(source: str, dest: str | os.PathLike, *, checksum: str | None = Non
         _fetch(source, part, retries=retries, backoff=backoff, timeout=timeout, chunk_size=chunk_size)
     if expected:
         algo, digest = expected
-        got = file_digest(part, algo)
+        got = file_checksum(part, algo).split(":", 1)[1]
         if got != digest:
             size = part.stat().st_size
             part.unlink()

@@ -50,8 +50,29 @@ def write_image_manifest(image_dir: str | os.PathLike, labels: str | os.PathLike
                          manifest: str | os.PathLike) -> str:
     """Write ``manifest`` (atomically, with its provenance record) if its content would change;
     returns its path. An unchanged manifest keeps its modification time."""
-    manifest = Path(manifest)
-    text = manifest_text(image_dir, labels)
+    return _write_if_changed(Path(manifest), manifest_text(image_dir, labels),
+                             {"images": str(image_dir)}, {"labels": str(labels)})
+
+
+def write_folder_manifest(folder: str | os.PathLike, manifest: str | os.PathLike,
+                          suffixes=(".jpg", ".jpeg", ".png")) -> str:
+    """The same for a folder of images read whole (CelebA's ``img_align_celeba/``): every file
+    with one of ``suffixes`` under ``folder``, at any depth; returns the manifest's path."""
+    folder, manifest = Path(folder), Path(manifest)
+    lines = [f"# {FORMAT} 1: the images of a folder, written when the DAG is built",
+             f"# images: {json.dumps(os.path.abspath(folder))}", "name\tsize\tmtime_ns"]
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(suffixes):
+                stat = os.stat(os.path.join(root, name))
+                lines.append(f"{os.path.relpath(os.path.join(root, name), folder)}\t{stat.st_size}"
+                             f"\t{stat.st_mtime_ns}")
+    return _write_if_changed(manifest, "\n".join(lines) + "\n", {"images": str(folder)}, {})
+
+
+def _write_if_changed(manifest: Path, text: str, parameters: dict, inputs: dict) -> str:
+    """Write ``manifest`` (atomically, with its provenance record) if its content would change."""
     try:
         current = manifest.read_text()
     except (OSError, UnicodeDecodeError):
@@ -60,8 +81,7 @@ def write_image_manifest(image_dir: str | os.PathLike, labels: str | os.PathLike
         if current != text:
             write_text_atomic(manifest, text)
         if current != text or not provenance_path(manifest).exists():
-            prov = Provenance("image_manifest", {"images": str(image_dir)}, {"labels": str(labels)})
-            prov.write(manifest, FORMAT)
+            Provenance("image_manifest", parameters, inputs).write(manifest, FORMAT)
     except OSError as exc:
         raise InputDataError(f"{manifest}: cannot write the image folder manifest ({exc.strerror}); the "
                              f"results folder must be writable") from None
