@@ -87,7 +87,7 @@ def test_every_file_is_downloaded_resumed_and_verified(run, www):
         assert ranges == [None, f"bytes={size // 2}-"], (name, ranges)  # dropped, then resumed
         record = json.loads((raw / f"{name}.prov.json").read_text())
         assert record["format"] == "csm.download" and record["parameters"]["checksum"] == checksum
-        assert record["parameters"]["url"].endswith(f"/{name}") and record["bytes"] == size
+        assert record["parameters"]["url"].endswith(f"/{name}") and record["file"]["bytes"] == size
     assert not list(raw.glob("*.part"))
 
 

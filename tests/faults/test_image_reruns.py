@@ -22,8 +22,8 @@ from workflow_run import copy_workflow, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
-EVERYTHING_AFTER_AN_IMAGE = {"prepare_images": 1, "train": 1, "encode": 1, "concepts": 1, "saliency": 1,
-                             "evaluate": 1, "render": 2, "all": 1}
+EVERYTHING_AFTER_AN_IMAGE = {"prepare_images": 1, "train": 1, "plot_loss": 1, "encode": 1, "concepts": 1,
+                             "saliency": 1, "evaluate": 1, "render": 2, "all": 1}
 
 
 def image_folder(root: Path) -> Path:
