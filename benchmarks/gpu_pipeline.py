@@ -57,28 +57,28 @@ def train_only():
     import concept_saliency.data.loader as L
 
     L.BatchLoader.__init__.__kwdefaults__["cache_bytes"] = 0  # force the streaming path
-    from concept_saliency.stages import run_stage
-    from concept_saliency.stages.train import train
+    from concept_saliency.stages import run_job
 
     m = WORK / "model"
-    run_stage(train, log_file=str(OUT / "train.log"), backend="jax", samples=str(WORK / "samples.h5"),
-              model=str(m / "vae.keras"), encoder=str(m / "encoder.keras"), history=str(m / "history.csv"),
-              preset=PRESET, epochs=EPOCHS, batch_size=20, seed=0,
-              checkpoint_dir=str(m / "checkpoint"))
+    run_job("train", log_file=str(OUT / "train.log"), backend="jax",
+            inputs={"samples": str(WORK / "samples.h5")},
+            outputs={"vae": str(m / "vae.keras"), "encoder": str(m / "encoder.keras"),
+                     "history": str(m / "history.csv")},
+            params={"preset": PRESET, "epochs": EPOCHS, "batch_size": 20, "seed": 0,
+                    "checkpoint_dir": str(m / "checkpoint")})
 
 
 def main():
-    from concept_saliency.stages import run_stage
-    from concept_saliency.stages.crop_pack import crop_pack
+    from concept_saliency.stages import run_job
 
     t = {}
     t0 = time.time()
-    run_stage(crop_pack, log_file=str(OUT / "crop_pack.log"), backend="jax", threads=WORKERS,
-              images=str(HERE / "img_align_celeba_89x109.zip"),
-              attributes=str(HERE / "list_attr_celeba.txt"),
-              landmarks=str(HERE / "list_landmarks_align_celeba_000001-010000.csv"),
-              samples=str(WORK / "samples.h5"), report=str(WORK / "report.txt"), image_size=SIZE,
-              validation_fraction=0.2, seed=0, limit=LIMIT)
+    run_job("crop_pack", log_file=str(OUT / "crop_pack.log"), backend="jax", threads=WORKERS,
+            inputs={"images": str(HERE / "img_align_celeba_89x109.zip"),
+                    "attributes": str(HERE / "list_attr_celeba.txt"),
+                    "landmarks": str(HERE / "list_landmarks_align_celeba_000001-010000.csv")},
+            outputs={"samples": str(WORK / "samples.h5"), "report": str(WORK / "report.txt")},
+            params={"image_size": SIZE, "validation_fraction": 0.2, "seed": 0, "limit": LIMIT})
     t["crop_pack"] = time.time() - t0
 
     # train in a child process, kill it once epoch 1's checkpoint is written, then resume
@@ -96,31 +96,28 @@ def main():
     t["train_resumed"] = time.time() - t0
     assert "resuming from the checkpoint of epoch 1" in (OUT / "train.log").read_text()
 
-    from concept_saliency.stages.concepts import concepts
-    from concept_saliency.stages.encode import encode
-    from concept_saliency.stages.saliency import saliency
-    from concept_saliency.stages.summary_figure import summary_figure
-
-    m = WORK / "model"
+    m, samples, concepts = WORK / "model", str(WORK / "samples.h5"), str(WORK / "concepts.h5")
     t0 = time.time()
-    run_stage(encode, log_file=str(OUT / "encode.log"), backend="jax", samples=str(WORK / "samples.h5"),
-              encoder=str(m / "encoder.keras"), latents=str(WORK / "latents.h5"))
+    run_job("encode", log_file=str(OUT / "encode.log"), backend="jax",
+            inputs={"samples": samples, "encoder": str(m / "encoder.keras")},
+            outputs={"latents": str(WORK / "latents.h5")})
     t["encode"] = time.time() - t0
     t0 = time.time()
-    run_stage(concepts, log_file=str(OUT / "concepts.log"), backend="jax", latents=str(WORK / "latents.h5"),
-              samples=str(WORK / "samples.h5"), vectors=str(WORK / "concepts.h5"),
-              separation=str(OUT / "separation.tsv"), histograms=str(OUT / "histograms.png"),
-              groups=str(WORK / "groups.tsv"),
-              spec={"attributes": "all", "num_samples": 500, "allow_fewer": True},
-              top_k=3, explain_ids=[], seed=0)
+    run_job("concepts", log_file=str(OUT / "concepts.log"), backend="jax",
+            inputs={"latents": str(WORK / "latents.h5"), "samples": samples},
+            outputs={"concepts": concepts, "separation": str(OUT / "separation.tsv"),
+                     "groups": str(WORK / "groups.tsv")},
+            params={"spec": {"attributes": "all", "num_samples": 500, "allow_fewer": True},
+                    "top_k": 3, "explain_ids": [], "seed": 0})
     maps = []
     for method, opts in (("vanilla_gradient", {}), ("integrated_gradients", {"steps": STEPS})):
         maps.append(str(WORK / f"{method}.h5"))
-        run_stage(saliency, log_file=str(OUT / "saliency.log"), backend="jax", samples=str(WORK / "samples.h5"),
-                  encoder=str(m / "encoder.keras"), vectors=str(WORK / "concepts.h5"), maps=maps[-1],
-                  method=method, options=opts)
-    run_stage(summary_figure, log_file=str(OUT / "summary.log"), backend="jax", samples=str(WORK / "samples.h5"),
-              vectors=str(WORK / "concepts.h5"), maps=maps, figure=str(OUT / "summary.png"), rank=3, top_k=3)
+        run_job("saliency", log_file=str(OUT / "saliency.log"), backend="jax",
+                inputs={"samples": samples, "encoder": str(m / "encoder.keras"), "concepts": concepts},
+                outputs={"maps": maps[-1]}, params={"method": method, "options": opts})
+    run_job("summary_figure", log_file=str(OUT / "summary.log"), backend="jax",
+            inputs={"samples": samples, "concepts": concepts, "maps": maps},
+            outputs={"figure": str(OUT / "summary.png")}, params={"rank": 3, "top_k": 3})
     t["concepts_saliency_summary"] = time.time() - t0
     import jax
 

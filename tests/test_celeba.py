@@ -30,7 +30,7 @@ def celeba(data_dir) -> Path:
 @pytest.fixture(scope="module")
 def attributes(request):
     """The whole official attribute table, read once (202,599 rows)."""
-    from conftest import shared_data
+    from helpers import shared_data
 
     path = shared_data() / "celeba" / "list_attr_celeba.txt"
     if not path.exists():
@@ -373,7 +373,7 @@ def test_the_source_is_a_directory_or_downloads_never_both(tmp_path, celeba):
 def test_shipped_celeba_configs_are_valid():
     import yaml
 
-    from conftest import REPO
+    from helpers import REPO
     from concept_saliency.config import concept_names, validate_config
 
     for name in ("celeba.yaml", "celeba-small.yaml"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import shared_data
+from helpers import shared_data
 from http_server import LoopbackServer
 from test_workflow import copy_workflow, planned_jobs, snakemake
 
@@ -95,7 +95,7 @@ def test_the_reduced_run_makes_every_artifact_and_separates_blond_hair(run):
     import h5py
     import pandas as pd
 
-    from concept_saliency.concepts import read_concepts
+    from concept_saliency.concept_vectors import read_concepts
     from concept_saliency.data.samples import SampleStore
 
     work, _ = run

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from concept_saliency import concepts as C
+from concept_saliency import concept_vectors as C
 from concept_saliency.errors import ConfigError
 
 

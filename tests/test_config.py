@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 
 from concept_saliency.config import concept_names, validate_config
 from concept_saliency.errors import ConfigError

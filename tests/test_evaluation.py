@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import tiny_encoder
+from helpers import tiny_encoder
 
 from concept_saliency.evaluation import (
     curve_auc,

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 from http_server import LoopbackServer
 
 from concept_saliency.config import concept_names, validate_config
@@ -30,7 +30,7 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 @pytest.fixture(scope="module")
 def mob_counts():
-    from conftest import shared_data
+    from helpers import shared_data
 
     path = shared_data() / "mob" / MOB
     if not path.is_file():
@@ -159,7 +159,7 @@ def test_prepared_anndata_has_scanpy_layout_and_scanpy_draws_it_on_the_image(mob
     from PIL import Image
 
     from concept_saliency.data.samples import SampleStore
-    from concept_saliency.stages.prepare import prepare_spatial
+    from concept_saliency.stages.prepare_spatial import prepare_spatial
 
     path, counts = mob_counts
     (tmp_path / "t.txt").write_text("150.0 0 0 0 151.0 0 -1000.5 -1200.25 1\n")
@@ -263,7 +263,7 @@ def visium_like(tmp_path, n_genes=30, duplicate=True):
 
 def test_an_existing_visium_anndata_is_accepted(tmp_path):
     from concept_saliency.data.samples import SampleStore
-    from concept_saliency.stages.prepare import prepare_spatial
+    from concept_saliency.stages.prepare_spatial import prepare_spatial
 
     path, counts, inner = visium_like(tmp_path)
     with pytest.raises(InputDataError, match=r"gene 'Gene0' is given twice \(var_names\[0\] and "
@@ -324,7 +324,7 @@ def test_anndata_input_errors_name_the_key(tmp_path):
 def tissue_files(tmp_path_factory):
     """The synthetic layered tissue prepared like real data, with latents that encode the layers."""
     from concept_saliency.encoding import write_latents
-    from concept_saliency.stages.prepare import prepare_spatial
+    from concept_saliency.stages.prepare_spatial import prepare_spatial
 
     tmp = tmp_path_factory.mktemp("tissue")
     t = make_layered_tissue(n_layers=3, genes_per_layer=20, n_housekeeping=10, n_noise=30, seed=3)
@@ -358,7 +358,7 @@ def test_region_markers_of_an_annotated_layer_are_its_genes(tissue_files):
 
 
 def test_concepts_stage_builds_seed_gene_set_and_region_concepts(tissue_files):
-    from concept_saliency.concepts import read_concepts
+    from concept_saliency.concept_vectors import read_concepts
     from concept_saliency.stages.concepts import concepts
 
     tmp, t, z = tissue_files
@@ -368,8 +368,8 @@ def test_concepts_stage_builds_seed_gene_set_and_region_concepts(tissue_files):
             "gene_sets": {"hk": ["Hk001", "Hk002"], "l2set": {"genes": ["Layer2g001", "Layer2g002"],
                                                           "subtract_rest": True}},
             "regions": {"layer2_markers": "layer2"}, "n_markers": 12}
-    concepts(latents=str(tmp / "latents.h5"), samples=str(tmp / "samples.h5"), vectors=str(out / "c.h5"),
-             separation=str(out / "sep.tsv"), histograms=str(out / "h.png"), groups=str(out / "g.tsv"),
+    concepts(latents=str(tmp / "latents.h5"), samples=str(tmp / "samples.h5"), concepts=str(out / "c.h5"),
+             separation=str(out / "sep.tsv"), groups=str(out / "g.tsv"),
              spec=spec, top_k=3, explain_ids=["Noise001"], seed=0, anndata=str(tmp / "spatial.h5ad"))
     groups = pd.read_csv(out / "g.tsv", sep="\t")
     by = {c: g for c, g in groups.groupby("concept")}
@@ -393,7 +393,7 @@ def test_concepts_stage_builds_seed_gene_set_and_region_concepts(tissue_files):
     assert sep.loc["layer2_markers", "auroc"] > 0.9 and sep.loc["l1", "auroc"] > 0.95
     with pytest.raises(ConfigError, match="concept 'bad': gene\\(s\\) not found .*: 'Nope1', 'Nope2'"):
         concepts(latents=str(tmp / "latents.h5"), samples=str(tmp / "samples.h5"),
-                 vectors=str(out / "c2.h5"), separation=str(out / "s2.tsv"), histograms=str(out / "h2.png"),
+                 concepts=str(out / "c2.h5"), separation=str(out / "s2.tsv"),
                  groups=str(out / "g2.tsv"), spec={"gene_sets": {"bad": ["Hk001", "Nope1", "Nope2"]}},
                  top_k=2, explain_ids=[], seed=0)
     assert not (out / "c2.h5").exists()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import tiny_encoder
+from helpers import tiny_encoder
 
 from concept_saliency.errors import ConfigError, InputDataError
 from concept_saliency.model import (PRESETS, build_vae, check_input_shape, get_preset, latent_model,

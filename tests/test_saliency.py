@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, tiny_encoder
+from helpers import REPO, tiny_encoder
 from numpy_reference import score_and_gradient
 
 from concept_saliency.errors import ConfigError

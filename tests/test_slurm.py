@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 from workflow_run import copy_workflow, planned_jobs, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO, run_stage
 
 from concept_saliency.config import validate_config
 from concept_saliency.errors import ConfigError
@@ -70,8 +70,8 @@ def test_import_encoder_checks_the_model_against_the_data(tmp_path, rng):
         import_encoder(samples=str(samples), keras_file=str(tmp_path / "big.keras"),
                        encoder=str(tmp_path / "out.keras"), latent_output="mu", key=key)
     assert not (tmp_path / "out.keras").exists()  # nothing written on failure
-    import_encoder(samples=str(samples), keras_file=str(tmp_path / "enc.keras"),
-                   encoder=str(tmp_path / "out.keras"), latent_output="mu", key=key)
+    run_stage("import_encoder", ("encoder",), samples=str(samples), keras_file=str(tmp_path / "enc.keras"),
+              encoder=str(tmp_path / "out.keras"), latent_output="mu", key=key)
     latent = load_model(tmp_path / "out.keras")
     assert len(latent.outputs) == 1 and latent.outputs[0].shape[-1] == 5
     record = json.loads((tmp_path / "out.keras.prov.json").read_text())

@@ -123,7 +123,7 @@ def test_changing_a_saliency_option_reruns_only_saliency_and_what_follows(demo, 
 
 
 def test_editing_a_library_module_reruns_the_stages_that_use_it(demo):
-    module = demo / "src/concept_saliency/concepts.py"
+    module = demo / "src/concept_saliency/concept_vectors.py"
     original = module.read_text()
     try:
         module.write_text(original + "\n# edited\n")
@@ -137,8 +137,8 @@ def test_editing_a_library_module_reruns_the_stages_that_use_it(demo):
 
 def test_forcerun_of_one_rule_reruns_it_and_what_follows(demo):
     jobs = planned_jobs(demo, "--forcerun", "encode")
-    assert jobs == {"encode": 2, "concepts": 2, "saliency": 14, "spatial_maps": 1, "render": 9,
-                    "evaluate_groundtruth": 2, "evaluate": 2, "all": 1}, jobs
+    assert jobs == {"encode": 2, "concepts": 2, "plot_scores": 2, "saliency": 14, "spatial_maps": 1,
+                    "render": 9, "evaluate_groundtruth": 2, "evaluate": 2, "all": 1}, jobs
     assert planned_jobs(demo, "--forcerun", "encode", "--until", "concepts") == {"encode": 2, "concepts": 2}
 
 
@@ -147,7 +147,7 @@ def test_integrated_gradients_of_the_trained_demo_encoders_are_complete_within_o
     import h5py
     import numpy as np
 
-    from concept_saliency.concepts import read_concepts
+    from concept_saliency.concept_vectors import read_concepts
     from concept_saliency.model import latent_model, load_model
 
     for ds in ("shapes", "tissue"):

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conftest import REPO
+from helpers import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 

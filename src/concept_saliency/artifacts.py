@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Every artifact format this package writes, with the version it writes and reads.
 FORMATS: dict[str, int] = {
+    "csm.image-folder": 1,  # a folder of PNG images (the demo's shapes)
+    "csm.count-matrix": 1,  # a spatial-transcriptomics count matrix, spots (XxY) x genes (.tsv.gz)
     "csm.samples": 1,  # samples to explain/train on: x (N, H, W, C), ids, labels
     "csm.masks": 1,  # ground-truth concept regions of the demo data
     "csm.spatial-grid": 1,  # gene images on the spot grid, spot <-> pixel index
@@ -180,10 +182,16 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         Path(tmp).write_text(text)
 
 
+def write_tsv(table, path: str | os.PathLike) -> None:
+    """A pandas table as TSV for people (6 significant digits), written atomically."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+
+
 # ---------------------------------------------------------------- HDF5 formats
 
 
-def _check_format(found_format: str | None, found_version: Any, expected: str, path: Path) -> None:
+def check_format(found_format: str | None, found_version: Any, expected: str, path: Path) -> None:
     if found_format is None:
         raise ArtifactError(
             f"{path}: no format tag; this is not an artifact of this workflow, or it was "
@@ -242,7 +250,7 @@ def open_h5(path: str | os.PathLike, fmt: str):
             f"{path}: not a readable HDF5 file ({exc}). Delete it and rerun the stage that makes it."
         ) from None
     try:
-        _check_format(f.attrs.get("format"), f.attrs.get("format_version"), fmt, path)
+        check_format(f.attrs.get("format"), f.attrs.get("format_version"), fmt, path)
     except ArtifactError:
         f.close()
         raise
@@ -282,7 +290,7 @@ def check_provenance_format(path: str | os.PathLike, fmt: str) -> dict:
         ) from None
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{prov_path}: not valid JSON ({exc}); rerun the stage that makes it.") from None
-    _check_format(record.get("format"), record.get("format_version"), fmt, path)
+    check_format(record.get("format"), record.get("format_version"), fmt, path)
     return record
 
 

@@ -172,6 +172,11 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
     for name, dataset in config.get("datasets", {}).items():
         source_kind(name, dataset)
         _check_keys_of_type(name, as_written["datasets"][name])
+        explain = dataset.get("explain", {})
+        if explain.get("summary_rank", 1) > explain.get("top_k", 1):
+            raise ConfigError(f"config key 'datasets.{name}.explain.summary_rank': "
+                              f"{explain['summary_rank']} is more than 'explain.top_k' "
+                              f"({explain['top_k']}); only the top_k images of each concept have maps")
         for label, model in dataset.get("models", {}).items():
             _check_model(f"datasets.{name}.models.{label}", model)
             if dataset["type"] == "images" and "preset" in model:

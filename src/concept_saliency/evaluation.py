@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .concepts import auroc
+from .concept_vectors import auroc
 
 
 def feature_relevance(maps: np.ndarray) -> np.ndarray:

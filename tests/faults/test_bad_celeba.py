@@ -11,7 +11,7 @@ import pytest
 from concept_saliency.errors import InputDataError
 from concept_saliency.stages.crop_pack import crop_pack
 
-from .helpers import assert_no_partial_artifacts, edit_line, expect_user_error
+from helpers import assert_no_partial_artifacts, edit_line, run_stage, user_error
 
 N = 12
 
@@ -49,7 +49,9 @@ def run(source, *parts, images=None, attributes=None, landmarks=None, **kw):
                 landmarks=str(landmarks or raw / "landmarks.csv"), samples=str(res / "samples.h5"),
                 report=str(res / "crop_pack_report.txt"), image_size=32, validation_fraction=0.25,
                 seed=0) | kw
-    message = expect_user_error(crop_pack, *parts, error=InputDataError, **args)
+    with user_error(*parts, error=InputDataError) as refusal:
+        crop_pack(**args)
+    message = refusal.message
     assert not (res / "samples.h5").exists() and not (res / "crop_pack_report.txt").exists()
     assert_no_partial_artifacts(source["results"])
     return message
@@ -58,7 +60,7 @@ def run(source, *parts, images=None, attributes=None, landmarks=None, **kw):
 def test_the_unspoilt_source_packs(source):
     res = source["results"] / "faces" / "data"
     write_zip(source["raw"] / "img_align_celeba.zip", source["images"])
-    crop_pack(images=str(source["raw"] / "img_align_celeba.zip"),
+    run_stage("crop_pack", ("samples", "report"), images=str(source["raw"] / "img_align_celeba.zip"),
               attributes=str(source["raw"] / "list_attr_celeba.txt"),
               landmarks=str(source["raw"] / "landmarks.csv"), samples=str(res / "samples.h5"),
               report=str(res / "crop_pack_report.txt"), image_size=32, validation_fraction=0.25,
@@ -98,7 +100,8 @@ def test_a_bad_image_within_max_bad_fraction_is_left_out_and_reported(source):
     images["000007"] = b"GIF89a not really"
     path = write_zip(source["raw"] / "img_align_celeba.zip", images)
     res = source["results"] / "faces" / "data"
-    crop_pack(images=str(path), attributes=str(source["raw"] / "list_attr_celeba.txt"),
+    run_stage("crop_pack", ("samples", "report"), images=str(path),
+              attributes=str(source["raw"] / "list_attr_celeba.txt"),
               landmarks=str(source["raw"] / "landmarks.csv"), samples=str(res / "samples.h5"),
               report=str(res / "crop_pack_report.txt"), image_size=32, validation_fraction=0.25,
               seed=0, max_bad_fraction=0.1)

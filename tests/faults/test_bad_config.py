@@ -17,7 +17,7 @@ import yaml
 from concept_saliency.config import concept_names, validate_config
 from concept_saliency.errors import ConfigError
 
-from .helpers import expect_user_error
+from helpers import user_error
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -158,6 +158,8 @@ BAD_CONFIGS = {
                                         ["datasets.tissue.image_size", "images datasets only"]),
     "grid_size on an image dataset": (demo(**{"datasets/shapes/grid_size": 32}),
                                       ["datasets.shapes.grid_size", "spatial datasets only"]),
+    "summary rank beyond the explained": (demo(**{"datasets/shapes/explain": {"top_k": 2, "summary_rank": 3}}),
+                                          ["datasets.shapes.explain.summary_rank", "more than", "top_k"]),
     "groundtruth without known regions": (
         demo(**{"datasets/tissue/source": {"st_counts": {"counts": "c.tsv"}}}),
         ["datasets.tissue.groundtruth", "annotation"]),
@@ -167,7 +169,9 @@ BAD_CONFIGS = {
 @pytest.mark.parametrize("case", list(BAD_CONFIGS))
 def test_bad_config_gives_one_line_naming_the_key(case):
     config, parts = BAD_CONFIGS[case]
-    message = expect_user_error(check, *parts, error=ConfigError, config=config)
+    with user_error(*parts, error=ConfigError) as refusal:
+        check(config=config)
+    message = refusal.message
     assert message.startswith("config key '"), message
 
 
@@ -200,7 +204,8 @@ def test_a_config_file_with_a_key_twice_or_a_surprising_number_is_refused(tmp_pa
 
     path = tmp_path / "my.yaml"
     path.write_text(text)
-    expect_user_error(check_config_files, str(path), *parts, error=ConfigError, paths=[path])
+    with user_error(str(path), *parts, error=ConfigError):
+        check_config_files(paths=[path])
 
 
 def test_the_shipped_config_files_are_read_strictly_without_complaint():
@@ -213,10 +218,11 @@ def test_an_unknown_gene_names_the_key_the_gene_and_close_names(tmp_path):
     from concept_saliency.genes import GeneIndex
 
     genes = GeneIndex(["Penk", "Doc2g", "Kctd12", "Cdhr1"], "results/mob/data/samples.h5")
-    message = expect_user_error(
-        genes.find, "config key 'datasets.mob.concepts.seed_genes.penk'", "Pnek",
-        "results/mob/data/samples.h5", "close names", error=ConfigError,
-        names=["Pnek"], what="config key 'datasets.mob.concepts.seed_genes.penk'")
+    with user_error(
+            "config key 'datasets.mob.concepts.seed_genes.penk'", "Pnek", "results/mob/data/samples.h5",
+            "close names", error=ConfigError) as refusal:
+        genes.find(names=["Pnek"], what="config key 'datasets.mob.concepts.seed_genes.penk'")
+    message = refusal.message
     assert "Penk" in message
 
 
@@ -224,12 +230,12 @@ def test_a_saliency_option_out_of_range_is_refused_by_the_method():
     from concept_saliency.saliency import get_method
 
     cls = get_method("smoothgrad")
-    expect_user_error(cls.validate_options, "smoothgrad", "'samples'", error=ConfigError,
-                      options={"samples": 0})
-    expect_user_error(cls.validate_options, "smoothgrad", "unknown option", "noise_level",
-                      error=ConfigError, options={"noise": 0.1})
-    expect_user_error(get_method, "saliency method", "magic", "vanilla_gradient",
-                      error=ConfigError, name="magic")
+    with user_error("smoothgrad", "'samples'", error=ConfigError):
+        cls.validate_options(options={"samples": 0})
+    with user_error("smoothgrad", "unknown option", "noise_level", error=ConfigError):
+        cls.validate_options(options={"noise": 0.1})
+    with user_error("saliency method", "magic", "vanilla_gradient", error=ConfigError):
+        get_method(name="magic")
 
 
 @pytest.mark.parametrize("size", [20, 36])
@@ -237,8 +243,8 @@ def test_an_image_size_the_architecture_cannot_take(size):
     from concept_saliency.model import build_vae, get_preset
 
     arch = get_preset("celeba-32")  # four stride-2 convolutions: a multiple of 16
-    expect_user_error(build_vae, "celeba-32", "multiples of 16", f"{size}x{size}",
-                      "image size", error=ConfigError, preset=arch, input_shape=(size, size, 3))
+    with user_error("celeba-32", "multiples of 16", f"{size}x{size}", "image size", error=ConfigError):
+        build_vae(preset=arch, input_shape=(size, size, 3))
 
 
 def test_zero_epochs_given_to_training_directly_is_refused(tmp_path):
@@ -250,7 +256,8 @@ def test_zero_epochs_given_to_training_directly_is_refused(tmp_path):
     write_samples(store, np.zeros((8, 16, 16, 1), np.float32), [f"s{i}" for i in range(8)],
                   assign_split(8, 0.25, 0))
     for epochs, batch in ((0, 4), (-1, 4), (2, 0)):
-        expect_user_error(train_vae, "must be at least 1", error=ConfigError, samples_path=store,
-                          preset=get_preset("demo-shapes"), epochs=epochs, batch_size=batch, seed=0,
-                          checkpoint_dir=tmp_path / "ckpt")
+        with user_error("must be at least 1", error=ConfigError):
+            train_vae(
+                samples_path=store, preset=get_preset("demo-shapes"), epochs=epochs, batch_size=batch,
+                seed=0, checkpoint_dir=tmp_path / "ckpt")
     assert not (tmp_path / "ckpt").exists()

@@ -19,9 +19,9 @@ from PIL import Image, ImageOps
 from concept_saliency.data.images import decode_image, load_image
 from concept_saliency.data.samples import SampleStore
 from concept_saliency.errors import InputDataError
-from concept_saliency.stages.prepare import prepare_images
+from concept_saliency.stages.prepare_images import prepare_images
 
-from .helpers import assert_no_partial_artifacts, expect_user_error
+from helpers import assert_no_partial_artifacts, run_stage, user_error
 from .image_files import linear_profile, png_bytes, tiff_bytes
 
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
@@ -51,11 +51,12 @@ def prepare(folder, *parts, background="white", image_size=16):
     kw = dict(images=str(folder["images"]), labels=str(folder["labels"]), samples=str(out),
               image_size=image_size, validation_fraction=0.25, seed=0, background=background)
     if not parts:
-        prepare_images(**kw)
+        run_stage("prepare_images", ("samples",), **kw)
         assert_no_partial_artifacts(folder["results"])
         with SampleStore(str(out)) as store:
             return store.read(), store.ids
-    expect_user_error(prepare_images, *parts, error=InputDataError, **kw)
+    with user_error(*parts, error=InputDataError):
+        prepare_images(**kw)
     assert not out.exists()
     assert_no_partial_artifacts(folder["results"])
 
@@ -341,8 +342,8 @@ def test_an_srgb_profile_changes_nothing_and_unusable_ones_are_refused(folder, t
     put(folder, "deep.png", png_bytes(np.zeros((2, 2, 3)), icc=linear_profile()))
     prepare(folder, "deep.png", "colour profile 'linear RGB (test)' cannot be applied to 16-bit")
     Image.fromarray(rgb).save(tmp_path / "bad.png", icc_profile=b"not a profile")
-    expect_user_error(decode_image, "bad.png", "colour profile cannot be read", error=InputDataError,
-                      path=tmp_path / "bad.png")
+    with user_error("bad.png", "colour profile cannot be read", error=InputDataError):
+        decode_image(path=tmp_path / "bad.png")
 
 
 def test_ycbcr_reads_as_rgb(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from concept_saliency.errors import ConfigError, InputDataError
 
-from .helpers import assert_no_partial_artifacts, expect_user_error
+from helpers import assert_no_partial_artifacts, user_error
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def work(tmp_path):
     from concept_saliency.artifacts import Provenance
     from concept_saliency.data.samples import assign_split, write_samples
 
-    from conftest import tiny_encoder
+    from helpers import tiny_encoder
 
     res = tmp_path / "results" / "toy"
     samples = res / "data" / "samples.h5"
@@ -61,8 +61,9 @@ def test_corrupt_keras_files_are_refused_by_the_loader(work, tmp_path):
     from concept_saliency.model import load_model
 
     for case, path in corrupt_variants(work["good"], tmp_path / "user").items():
-        message = expect_user_error(load_model, str(path), error=InputDataError, path=path,
-                                    what="encoder")
+        with user_error(str(path), error=InputDataError) as refusal:
+            load_model(path=path, what="encoder")
+        message = refusal.message
         assert "keras" in message.lower(), (case, message)
 
 
@@ -71,8 +72,8 @@ def test_a_corrupt_user_encoder_stops_import_with_nothing_written(work, tmp_path
 
     out = work["res"] / "mine" / "model" / "imported.keras"
     for case, path in corrupt_variants(work["good"], tmp_path / "user").items():
-        expect_user_error(import_encoder, str(path), error=InputDataError, samples=str(work["samples"]),
-                          keras_file=str(path), encoder=str(out))
+        with user_error(str(path), error=InputDataError):
+            import_encoder(samples=str(work["samples"]), keras_file=str(path), encoder=str(out))
         assert not out.exists(), case
     assert_no_partial_artifacts(work["root"])
 
@@ -84,8 +85,8 @@ def test_a_corrupt_trained_encoder_stops_encode(work, tmp_path):
     enc.parent.mkdir(parents=True)
     enc.write_bytes(work["good"].read_bytes()[:3000])
     latents = work["res"] / "m" / "latents.h5"
-    expect_user_error(encode, str(enc), "not a valid .keras file", error=InputDataError,
-                      samples=str(work["samples"]), encoder=str(enc), latents=str(latents))
+    with user_error(str(enc), "not a valid .keras file", error=InputDataError):
+        encode(samples=str(work["samples"]), encoder=str(enc), latents=str(latents))
     assert not latents.exists()
 
 
@@ -94,14 +95,14 @@ def test_a_file_that_is_not_keras_3_is_refused(work, tmp_path):
 
     legacy = tmp_path / "user" / "encoder.h5"
     legacy.write_bytes(b"\x89HDF\r\n\x1a\n")
-    expect_user_error(load_model, str(legacy), "Keras 3 '.keras' file", error=InputDataError,
-                      path=legacy, what="encoder")
+    with user_error(str(legacy), "Keras 3 '.keras' file", error=InputDataError):
+        load_model(path=legacy, what="encoder")
 
 
 def test_a_latent_size_not_matching_the_concept_vectors(work):
     """Concept vectors made with another model (5 dimensions) against a 3-dimensional latent."""
     from concept_saliency.artifacts import Provenance
-    from concept_saliency.concepts import Concept, write_concepts
+    from concept_saliency.concept_vectors import Concept, write_concepts
     from concept_saliency.stages.saliency import saliency
 
     vectors = work["res"] / "mine" / "concepts" / "concepts.h5"
@@ -111,10 +112,10 @@ def test_a_latent_size_not_matching_the_concept_vectors(work):
                    [f"s{i:02d}" for i in range(16)])
     Provenance("test").write(vectors, "csm.concepts")
     maps = work["res"] / "mine" / "saliency" / "vanilla_gradient.h5"
-    expect_user_error(saliency, str(vectors), str(work["good"]), "5 dimensions", "has 3",
-                      "forcerun", error=ConfigError, samples=str(work["samples"]),
-                      encoder=str(work["good"]), vectors=str(vectors), maps=str(maps),
-                      method="vanilla_gradient", options={})
+    with user_error(str(vectors), str(work["good"]), "5 dimensions", "has 3", "forcerun", error=ConfigError):
+        saliency(
+            samples=str(work["samples"]), encoder=str(work["good"]), concepts=str(vectors), maps=str(maps),
+            method="vanilla_gradient", options={})
     assert not maps.exists()
     assert_no_partial_artifacts(work["root"])
 
@@ -132,12 +133,13 @@ def test_a_lambda_layer_is_refused_by_safe_loading_and_says_why(work, tmp_path):
     z = keras.layers.Dense(3, name="z_mean")(h)
     path = tmp_path / "user" / "lambda.keras"
     keras.Model(inp, z).save(path)
-    message = expect_user_error(load_model, str(path), "safe loading", "Lambda", "arbitrary",
-                                error=InputDataError, path=path, what="encoder")
+    with user_error(str(path), "safe loading", "Lambda", "arbitrary", error=InputDataError) as refusal:
+        load_model(path=path, what="encoder")
+    message = refusal.message
     assert "registered custom layer" in message or "re-save" in message
     out = work["res"] / "mine" / "model" / "imported.keras"
-    expect_user_error(import_encoder, str(path), "Lambda", error=InputDataError,
-                      samples=str(work["samples"]), keras_file=str(path), encoder=str(out))
+    with user_error(str(path), "Lambda", error=InputDataError):
+        import_encoder(samples=str(work["samples"]), keras_file=str(path), encoder=str(out))
     assert not out.exists() and not marker.exists()
     assert_no_partial_artifacts(work["root"])
 
@@ -148,7 +150,7 @@ def test_nan_samples_give_a_clear_error_in_every_stage_that_reads_them(work, sta
     with the ids of the bad ones. The inputs are checked, not the model's outputs: on some CPUs
     oneDNN's ReLU maps NaN to 0, so a NaN input can give a finite latent."""
     from concept_saliency.artifacts import Provenance
-    from concept_saliency.concepts import Concept, write_concepts
+    from concept_saliency.concept_vectors import Concept, write_concepts
     from concept_saliency.data.samples import assign_split, write_samples
 
     x = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 2)).astype(np.float32)
@@ -166,7 +168,7 @@ def test_nan_samples_give_a_clear_error_in_every_stage_that_reads_them(work, sta
         from concept_saliency.stages.train import train as fn
 
         model = out / "model"
-        kwargs = dict(model=str(model / "vae.keras"), encoder=str(model / "encoder.keras"),
+        kwargs = dict(vae=str(model / "vae.keras"), encoder=str(model / "encoder.keras"),
                       history=str(model / "history.csv"),
                       preset="demo-shapes", epochs=1, batch_size=8, seed=0,
                       checkpoint_dir=str(model / "checkpoint"))
@@ -177,11 +179,12 @@ def test_nan_samples_give_a_clear_error_in_every_stage_that_reads_them(work, sta
         write_concepts(vectors, [Concept("c", "attribute", np.ones(3), np.zeros(16, bool))],
                        np.zeros((16, 1)), {"c": np.array([0, 5, 9])}, ids)
         Provenance("test").write(vectors, "csm.concepts")
-        kwargs = dict(encoder=str(work["good"]), vectors=str(vectors),
+        kwargs = dict(encoder=str(work["good"]), concepts=str(vectors),
                       maps=str(out / "saliency" / "vanilla_gradient.h5"),
                       method="vanilla_gradient", options={})
-    message = expect_user_error(fn, str(work["samples"]), "NaN", "2 sample(s)", "s05, s09",
-                                error=InputDataError, samples=str(work["samples"]), **kwargs)
+    with user_error(str(work["samples"]), "NaN", "2 sample(s)", "s05, s09", error=InputDataError) as refusal:
+        fn(samples=str(work["samples"]), **kwargs)
+    message = refusal.message
     assert "rerun the stage that packed them" in message
     written = [p for p in out.rglob("*") if p.is_file() and "concepts" not in p.parts]
     assert not written
@@ -206,6 +209,6 @@ def test_a_damaged_intermediate_store_is_refused_with_what_to_do(work, damage):
         with h5py.File(path, "w") as f:
             f.create_dataset("x", data=np.zeros((2, 8, 8, 2), np.float32))
     latents = work["res"] / "m" / "latents.h5"
-    expect_user_error(encode, str(path), "rerun the stage that makes it", error=ArtifactError,
-                      samples=str(path), encoder=str(work["good"]), latents=str(latents))
+    with user_error(str(path), "rerun the stage that makes it", error=ArtifactError):
+        encode(samples=str(path), encoder=str(work["good"]), latents=str(latents))
     assert not latents.exists()

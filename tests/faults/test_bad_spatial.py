@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from concept_saliency.errors import InputDataError
-from concept_saliency.stages.prepare import prepare_spatial
+from concept_saliency.stages.prepare_spatial import prepare_spatial
 
-from .helpers import assert_no_partial_artifacts, edit_line, expect_user_error
+from helpers import assert_no_partial_artifacts, edit_line, run_stage, user_error
 
 MATRIX = "mob/Rep11_MOB_count_matrix-1.tsv.gz"
 # the real alignment of the original release has this shape: scale 0 and 4, shift 6 and 7
@@ -23,7 +23,7 @@ def mob_matrix():
     """The real MOB replicate 11: 262 spots x 16218 genes."""
     import pandas as pd
 
-    from conftest import shared_data
+    from helpers import shared_data
 
     path = shared_data() / MATRIX
     if not path.exists():
@@ -51,13 +51,15 @@ def prepare(st, **kw):
     args = dict(samples=str(data / "samples.h5"), anndata=str(data / "spatial.h5ad"),
                 grid=str(data / "grid.h5"), normalisation={"method": "scale"}, grid_size="auto",
                 validation_fraction=0.1, seed=0, counts=str(st["counts"]), multiple=8) | kw
-    prepare_spatial(**args)
+    run_stage("prepare_spatial", ("samples", "anndata", "grid"), **args)
     return data
 
 
 def fails(st, *parts, **kw):
     data = st["results"] / "mob" / "data"
-    message = expect_user_error(prepare, *parts, error=InputDataError, st=st, **kw)
+    with user_error(*parts, error=InputDataError) as refusal:
+        prepare(st=st, **kw)
+    message = refusal.message
     assert not any(data.glob("*")) if data.exists() else True, list(data.glob("*"))
     assert_no_partial_artifacts(st["results"])
     return message
@@ -602,8 +604,8 @@ def run_concepts(data: Path, spec: dict, explain_ids=()):
     from concept_saliency.stages.concepts import concepts
 
     out = data / "concepts"
-    concepts(latents=str(data / "latents.h5"), samples=str(data / "samples.h5"), vectors=str(out / "c.h5"),
-             separation=str(out / "separation.tsv"), histograms=str(out / "h.png"),
+    concepts(latents=str(data / "latents.h5"), samples=str(data / "samples.h5"), concepts=str(out / "c.h5"),
+             separation=str(out / "separation.tsv"),
              groups=str(out / "groups.tsv"), spec=spec, top_k=2, explain_ids=list(explain_ids), seed=0,
              anndata=str(data / "spatial.h5ad"))
     return out
@@ -612,8 +614,9 @@ def run_concepts(data: Path, spec: dict, explain_ids=()):
 def concept_fails(data: Path, spec: dict, *parts, explain_ids=()):
     from concept_saliency.errors import ConfigError
 
-    message = expect_user_error(run_concepts, *parts, error=ConfigError, data=data, spec=spec,
-                                explain_ids=explain_ids)
+    with user_error(*parts, error=ConfigError) as refusal:
+        run_concepts(data=data, spec=spec, explain_ids=explain_ids)
+    message = refusal.message
     assert not (data / "concepts").exists() or not any((data / "concepts").iterdir())
     assert_no_partial_artifacts(data / "concepts")
     return message

@@ -17,7 +17,7 @@ import pytest
 
 from concept_saliency.errors import DiskFullError
 
-from .helpers import assert_no_partial_artifacts, expect_user_error
+from helpers import assert_no_partial_artifacts, user_error
 
 pytestmark = pytest.mark.faults
 
@@ -39,11 +39,10 @@ def small_disk(tmp_path):
 
 PREPARE = """
 import sys
-from concept_saliency.stages import run_stage
-from concept_saliency.stages.prepare import prepare_images
+from concept_saliency.stages import run_job
 images, labels, samples, log = sys.argv[1:]
-run_stage(prepare_images, log_file=log, images=images, labels=labels, samples=samples,
-          image_size=32, validation_fraction=0.25, seed=0)
+run_job("prepare_images", log_file=log, inputs={"images": images, "labels": labels},
+        outputs={"samples": samples}, params={"image_size": 32, "validation_fraction": 0.25, "seed": 0})
 """
 
 
@@ -55,7 +54,7 @@ def test_a_sample_store_too_big_for_the_disk(small_disk, tmp_path):
 
     from PIL import Image
 
-    from conftest import REPO
+    from helpers import REPO
 
     images = tmp_path / "faces"
     images.mkdir()
@@ -85,7 +84,7 @@ def test_a_keras_model_that_does_not_fit(small_disk, tmp_path):
     from concept_saliency.data.samples import assign_split, write_samples
     from concept_saliency.stages.import_encoder import import_encoder
 
-    from conftest import tiny_encoder
+    from helpers import tiny_encoder
 
     samples = tmp_path / "samples.h5"
     write_samples(samples, np.random.default_rng(0).uniform(0, 1, (8, 8, 8, 2)).astype(np.float32),
@@ -96,8 +95,8 @@ def test_a_keras_model_that_does_not_fit(small_disk, tmp_path):
     model.save(mine)
     (small_disk / "filler").write_bytes(b"\0" * (96_000 - 8192))  # leave less than the model
     out = small_disk / "results" / "toy" / "mine" / "model" / "imported.keras"
-    expect_user_error(import_encoder, str(out), "the disk is full", "needed", error=DiskFullError,
-                      samples=str(samples), keras_file=str(mine), encoder=str(out))
+    with user_error(str(out), "the disk is full", "needed", error=DiskFullError):
+        import_encoder(samples=str(samples), keras_file=str(mine), encoder=str(out))
     assert not out.exists()
     assert_no_partial_artifacts(small_disk / "results")
 
@@ -113,10 +112,10 @@ def test_a_download_that_fills_the_disk_keeps_its_part_to_resume(small_disk, tmp
     (root / "counts.tsv.gz").write_bytes(payload)
     dest = small_disk / "results" / "mob" / "raw" / "download" / "counts.tsv.gz"
     with LoopbackServer(root) as server:
-        message = expect_user_error(download, str(dest) + ".part", "the disk is full", "more is needed",
-                                    "resumes", error=DiskFullError,
-                                    source=f"{server.url}/counts.tsv.gz", dest=dest, backoff=0.01,
-                                    chunk_size=16384)
+        with user_error(
+                str(dest) + ".part", "the disk is full", "more is needed", "resumes", error=DiskFullError) as refusal:
+            download(source=f"{server.url}/counts.tsv.gz", dest=dest, backoff=0.01, chunk_size=16384)
+        message = refusal.message
         assert len([r for r in server.requests]) == 1  # no retry: retrying cannot help
     assert "kB more" in message
     assert not dest.exists()
@@ -132,8 +131,8 @@ def test_a_local_copy_that_does_not_fit(small_disk, tmp_path):
     src = tmp_path / "counts.tsv.gz"
     src.write_bytes(b"x" * 200_000)
     dest = small_disk / "results" / "mob" / "raw" / "download" / "counts.tsv.gz"
-    expect_user_error(download, str(dest), "the disk is full", "about 200.0 kB is needed",
-                      error=DiskFullError, source=str(src), dest=dest)
+    with user_error(str(dest), "the disk is full", "about 200.0 kB is needed", error=DiskFullError):
+        download(source=str(src), dest=dest)
     assert not list(dest.parent.iterdir())
 
 

@@ -14,7 +14,7 @@ import pytest
 from concept_saliency.data import celeba as C
 from concept_saliency.errors import ArtifactError, ConfigError, InputDataError
 
-from .helpers import assert_no_partial_artifacts, expect_user_error
+from helpers import assert_no_partial_artifacts, run_stage, user_error
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,8 +51,10 @@ def pack(faces, zip_path, *parts, **options):
     from concept_saliency.stages.crop_pack import crop_pack
 
     if not parts:
-        return crop_pack(**kwargs)
-    message = expect_user_error(crop_pack, str(zip_path), *parts, error=InputDataError, **kwargs)
+        return run_stage("crop_pack", ("samples", "report"), **kwargs)
+    with user_error(str(zip_path), *parts, error=InputDataError) as refusal:
+        crop_pack(**kwargs)
+    message = refusal.message
     assert not (out / "samples.h5").exists()
     assert_no_partial_artifacts(faces["results"])
     return message
@@ -79,8 +81,8 @@ def test_a_zip_bomb_image_is_refused_before_it_is_read(faces):
 def test_an_archive_expanding_beyond_the_limit_is_refused(faces):
     members = {f"img_align_celeba/{k}.jpg": v for k, v in faces["images"].items()}
     path = make_zip(faces["dir"] / "img.zip", members)
-    expect_user_error(C.list_images, str(path), "expand to", "more than the limit of 20,000",
-                      error=InputDataError, source=path, max_expanded_bytes=20_000)
+    with user_error(str(path), "expand to", "more than the limit of 20,000", error=InputDataError):
+        C.list_images(source=path, max_expanded_bytes=20_000)
     assert len(C.list_images(path)) == 4
 
 
@@ -117,9 +119,8 @@ def test_a_download_name_outside_the_raw_folder_is_refused(tmp_path):
 
     spec = {"download": {r: {"url": f"https://example.org/{r}.txt"} for r in CELEBA_REQUIRED}}
     spec["download"]["images"]["name"] = ".."
-    expect_user_error(source_files, "download.images.name", "not a plain file name",
-                      error=ConfigError, name="faces", dataset={"source": {"celeba": spec}},
-                      results=str(tmp_path))
+    with user_error("download.images.name", "not a plain file name", error=ConfigError):
+        source_files(name="faces", dataset={"source": {"celeba": spec}}, results=str(tmp_path))
 
 
 # ------------------------------------------------------------------ no pickle, no objects
@@ -170,12 +171,13 @@ def test_a_pickle_given_as_a_sample_store_is_refused_unread(tmp_path):
     store.parent.mkdir(parents=True)
     np.save(store.with_suffix(".npy"), np.array([_Payload(marker)], dtype=object), allow_pickle=True)
     store.with_suffix(".npy").rename(store)
-    expect_user_error(SampleStore, str(store), "not a readable HDF5 file", error=ArtifactError, path=str(store))
+    with user_error(str(store), "not a readable HDF5 file", error=ArtifactError):
+        SampleStore(path=str(store))
     (store.parent / "latents.h5").write_bytes(pickle.dumps(_Payload(marker)))
     from concept_saliency.encoding import read_latents
 
-    expect_user_error(read_latents, "latents.h5", "not a readable HDF5", error=ArtifactError,
-                      path=str(store.parent / "latents.h5"))
+    with user_error("latents.h5", "not a readable HDF5", error=ArtifactError):
+        read_latents(path=str(store.parent / "latents.h5"))
     assert not marker.exists()
 
 
@@ -195,7 +197,7 @@ def test_object_data_where_numbers_belong_is_refused(tmp_path, dtype):
     """An HDF5 artifact whose numbers are strings, opaque bytes, references or a group."""
     import h5py
 
-    from concept_saliency.concepts import read_concepts
+    from concept_saliency.concept_vectors import read_concepts
     from concept_saliency.data.samples import SampleStore
     from concept_saliency.encoding import read_latents
 
@@ -225,10 +227,12 @@ def test_object_data_where_numbers_belong_is_refused(tmp_path, dtype):
                 f.create_dataset(name, shape=(2,), dtype=h5py.ref_dtype)
         else:
             _tagged_h5(path, fmt, extra | {name: bad})
-    expect_user_error(SampleStore, "samples.h5", "'x'", "not numbers", error=ArtifactError, path=str(samples))
-    expect_user_error(read_latents, "latents.h5", "'z'", "not numbers", error=ArtifactError, path=str(latents))
-    expect_user_error(read_concepts, "concepts.h5", "'vectors'", "not numbers", error=ArtifactError,
-                      path=str(concepts))
+    with user_error("samples.h5", "'x'", "not numbers", error=ArtifactError):
+        SampleStore(path=str(samples))
+    with user_error("latents.h5", "'z'", "not numbers", error=ArtifactError):
+        read_latents(path=str(latents))
+    with user_error("concepts.h5", "'vectors'", "not numbers", error=ArtifactError):
+        read_concepts(path=str(concepts))
     assert not (tmp_path / "ran").exists()
 
 

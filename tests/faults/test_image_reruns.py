@@ -23,7 +23,7 @@ from workflow_run import copy_workflow, planned_jobs, snakemake
 pytestmark = pytest.mark.workflow
 
 EVERYTHING_AFTER_AN_IMAGE = {"prepare_images": 1, "train": 1, "plot_loss": 1, "encode": 1, "concepts": 1,
-                             "saliency": 1, "evaluate": 1, "render": 2, "all": 1}
+                             "plot_scores": 1, "saliency": 1, "evaluate": 1, "render": 2, "all": 1}
 
 
 def image_folder(root: Path) -> Path:
@@ -83,7 +83,7 @@ def test_edits_of_images_rerun_what_depends_on_them_and_concept_choices_do_not_r
 
     # other concepts: new concept vectors and maps, the same model
     jobs = planned_jobs(work, "--configfile", write_config(work, images, ["Smiling"]))
-    assert jobs == {"concepts": 1, "saliency": 1, "evaluate": 1, "render": 1, "all": 1}, jobs
+    assert jobs == {"concepts": 1, "plot_scores": 1, "saliency": 1, "evaluate": 1, "render": 1, "all": 1}, jobs
     config = write_config(work, images, "all")
 
     # an image rewritten in place: preparation and everything after it

@@ -22,21 +22,20 @@ import pytest
 
 from concept_saliency.errors import UserError
 
-from .helpers import assert_no_partial_artifacts, expect_user_error
+from helpers import assert_no_partial_artifacts, run_stage, user_error
 
 REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 4
 
 TRAIN = """
 import sys
-from concept_saliency.stages import run_stage
-from concept_saliency.stages.train import train
+from concept_saliency.stages import run_job
 base = sys.argv[1]
-run_stage(train, log_file=base + "/logs/train.log", threads=1, samples=sys.argv[2],
-          model=base + "/model/vae.keras", encoder=base + "/model/encoder.keras",
-          history=base + "/model/history.csv",
-          preset="demo-shapes", epochs=int(sys.argv[3]), batch_size=16, seed=0,
-          checkpoint_dir=base + "/model/checkpoint")
+run_job("train", log_file=base + "/logs/train.log", threads=1, inputs={"samples": sys.argv[2]},
+        outputs={"vae": base + "/model/vae.keras", "encoder": base + "/model/encoder.keras",
+                 "history": base + "/model/history.csv"},
+        params={"preset": "demo-shapes", "epochs": int(sys.argv[3]), "batch_size": 16, "seed": 0,
+                "checkpoint_dir": base + "/model/checkpoint"})
 """
 
 
@@ -149,11 +148,10 @@ def test_kill_9_mid_epoch_then_rerun_resumes_without_repeating_epochs(shapes, tm
     assert not (base / "model" / "checkpoint").exists()  # cleared once the model is written
 
     # the final model loads (safe mode) and encodes
-    from concept_saliency.stages.encode import encode
     from concept_saliency.encoding import read_latents
 
-    encode(samples=str(shapes), encoder=str(base / "model" / "encoder.keras"),
-           latents=str(base / "latents.h5"))
+    run_stage("encode", ("latents",), samples=str(shapes), encoder=str(base / "model" / "encoder.keras"),
+              latents=str(base / "latents.h5"))
     z = read_latents(base / "latents.h5").z
     assert z.shape == (320, 16) and np.isfinite(z).all() and z.std() > 0
     assert_no_partial_artifacts(tmp_path / "results")
@@ -169,7 +167,7 @@ def test_a_nan_loss_stops_training_clearly_and_keeps_the_last_good_checkpoint(sh
     from concept_saliency.training import TrainingDiverged
 
     base = tmp_path / "results" / "shapes" / "demo"
-    kwargs = dict(samples=str(shapes), model=str(base / "model" / "vae.keras"),
+    kwargs = dict(samples=str(shapes), vae=str(base / "model" / "vae.keras"),
                   encoder=str(base / "model" / "encoder.keras"),
                   history=str(base / "model" / "history.csv"),
                   preset="demo-shapes", batch_size=64,
@@ -198,8 +196,10 @@ def test_a_nan_loss_stops_training_clearly_and_keeps_the_last_good_checkpoint(sh
         return vae
 
     monkeypatch.setattr(training, "load_model", load_and_blow_up)
-    message = expect_user_error(train, "diverged at epoch 3", str(ckpt), "last good checkpoint",
-                                "learning_rate", error=TrainingDiverged, epochs=4, **kwargs)
+    with user_error(
+            "diverged at epoch 3", str(ckpt), "last good checkpoint", "learning_rate", error=TrainingDiverged) as refusal:
+        train(epochs=4, **kwargs)
+    message = refusal.message
     assert isinstance(TrainingDiverged(message), UserError)
     assert json.loads((ckpt / "state.json").read_text())["epoch"] == 2
     assert (ckpt / "last.keras").read_bytes() == good

@@ -17,7 +17,7 @@ import yaml
 
 from workflow_run import copy_workflow, fast_env
 
-from .helpers import assert_no_partial_artifacts
+from helpers import assert_no_partial_artifacts
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 

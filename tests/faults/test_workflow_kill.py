@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import tiny_encoder
+from helpers import tiny_encoder
 from workflow_run import copy_workflow
 
-from .helpers import assert_no_partial_artifacts
+from helpers import assert_no_partial_artifacts
 from .test_workflow_faults import SNAKEMAKE, fast_env, smk
 
 CELEBA = {"images": "img_align_celeba_89x109.zip", "attributes": "list_attr_celeba.txt",

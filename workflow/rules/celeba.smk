@@ -34,7 +34,7 @@ rule crop_pack:
 rule summary_figure:
     input:
         samples=f"{R}/{{dataset}}/data/samples.h5",
-        vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        concepts=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         maps=maps_of,
         code=stage_code("summary_figure"),
     output:

@@ -104,7 +104,7 @@ def grid_of(wc):
     if wc.dataset in SPATIAL_DATASETS:
         return {
             "grid": f"{R}/{wc.dataset}/data/grid.h5",
-            "tissue": f"{R}/{wc.dataset}/{wc.model}/maps.h5ad",
+            "spatial_maps": f"{R}/{wc.dataset}/{wc.model}/maps.h5ad",
         }
     return {}
 

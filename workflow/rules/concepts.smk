@@ -8,7 +8,7 @@ rule concepts:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         code=stage_code("concepts"),
     output:
-        vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        concepts=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         separation=report(
             f"{R}/{{dataset}}/{{model}}/concepts/separation.tsv",
             caption="../report/separation.rst",
@@ -21,17 +21,6 @@ rule concepts:
             },
         ),
         groups=f"{R}/{{dataset}}/{{model}}/concepts/groups.tsv",
-        histograms=report(
-            f"{R}/{{dataset}}/{{model}}/concepts/histograms.png",
-            caption="../report/histograms.rst",
-            category="{dataset}",
-            subcategory="{model}: concepts",
-            labels={
-                "dataset": "{dataset}",
-                "model": "{model}",
-                "figure": "score histograms",
-            },
-        ),
     log:
         f"{R}/{{dataset}}/{{model}}/logs/concepts.log",
     conda:
@@ -43,3 +32,29 @@ rule concepts:
         seed=config["seed"],
     script:
         "../scripts/concepts.py"
+
+
+rule plot_scores:
+    input:
+        concepts=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
+        separation=f"{R}/{{dataset}}/{{model}}/concepts/separation.tsv",
+        code=stage_code("plot_scores"),
+    output:
+        figure=report(
+            f"{R}/{{dataset}}/{{model}}/concepts/histograms.png",
+            caption="../report/histograms.rst",
+            category="{dataset}",
+            subcategory="{model}: concepts",
+            labels={
+                "dataset": "{dataset}",
+                "model": "{model}",
+                "figure": "score histograms",
+            },
+        ),
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/plot_scores.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    script:
+        "../scripts/plot_scores.py"

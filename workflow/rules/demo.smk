@@ -4,7 +4,7 @@
 
 rule generate_shapes:
     input:
-        code=stage_code("demo"),
+        code=stage_code("generate_shapes"),
     output:
         images=directory(f"{R}/{{dataset}}/raw/images"),
         attributes=f"{R}/{{dataset}}/raw/attributes.tsv",
@@ -25,7 +25,7 @@ rule generate_shapes:
 
 rule generate_tissue:
     input:
-        code=stage_code("demo"),
+        code=stage_code("generate_tissue"),
     output:
         counts=f"{R}/{{dataset}}/raw/counts.tsv.gz",
         annotation=f"{R}/{{dataset}}/raw/annotation.tsv",

@@ -7,7 +7,7 @@ rule evaluate:
         unpack(evaluate_inputs),
         samples=f"{R}/{{dataset}}/data/samples.h5",
         encoder=encoder_of,
-        vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        concepts=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         maps=maps_of,
         code=stage_code("evaluate"),
     output:

@@ -4,7 +4,7 @@
 rule prepare_images:
     input:
         unpack(source_inputs),
-        code=stage_code("prepare"),
+        code=stage_code("prepare_images"),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
     log:
@@ -26,7 +26,7 @@ rule prepare_images:
 rule prepare_spatial:
     input:
         unpack(source_inputs),
-        code=stage_code("prepare"),
+        code=stage_code("prepare_spatial"),
     output:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         anndata=f"{R}/{{dataset}}/data/spatial.h5ad",

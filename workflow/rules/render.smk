@@ -28,8 +28,6 @@ rule render:
         "render"
     conda:
         "../../envs/concept-saliency.yaml"
-    params:
-        concept=lambda wc: wc.concept,
     script:
         "../scripts/render.py"
 
@@ -37,9 +35,9 @@ rule render:
 rule evaluate_groundtruth:
     input:
         unpack(groundtruth_inputs),
-        vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        concepts=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         maps=maps_of,
-        code=stage_code("groundtruth"),
+        code=stage_code("evaluate_groundtruth"),
     output:
         table=report(
             f"{R}/{{dataset}}/{{model}}/evaluation/groundtruth.tsv",

@@ -5,7 +5,7 @@ rule saliency:
     input:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         encoder=encoder_of,
-        vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        concepts=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         code=stage_code("saliency"),
     output:
         maps=f"{R}/{{dataset}}/{{model}}/saliency/{{method}}.h5",
@@ -17,7 +17,6 @@ rule saliency:
     resources:
         mem_mb=4000,
     params:
-        method=lambda wc: wc.method,
         options=lambda wc: canonical(
             saliency_cfg(wc.dataset)["methods"][wc.method] or {}
         ),

@@ -6,12 +6,12 @@ rule spatial_maps:
         anndata=f"{R}/{{dataset}}/data/spatial.h5ad",
         grid=f"{R}/{{dataset}}/data/grid.h5",
         latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
-        vectors=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        concepts=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         maps=maps_of,
-        model=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
+        vae=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
         code=stage_code("spatial_maps"),
     output:
-        tissue=f"{R}/{{dataset}}/{{model}}/maps.h5ad",
+        spatial_maps=f"{R}/{{dataset}}/{{model}}/maps.h5ad",
     log:
         f"{R}/{{dataset}}/{{model}}/logs/spatial_maps.log",
     wildcard_constraints:

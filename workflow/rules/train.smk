@@ -6,7 +6,7 @@ rule train:
         samples=f"{R}/{{dataset}}/data/samples.h5",
         code=stage_code("train"),
     output:
-        model=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
+        vae=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
         encoder=f"{R}/{{dataset}}/{{model}}/model/encoder.keras",
         history=f"{R}/{{dataset}}/{{model}}/model/history.csv",
     log:

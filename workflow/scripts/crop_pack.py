@@ -1,6 +1,5 @@
-"""Rule crop_pack: see concept_saliency.stages.crop_pack.crop_pack."""
+"""Rule crop_pack: see concept_saliency.stages.crop_pack."""
 
 from concept_saliency.stages import run_from_snakemake
-from concept_saliency.stages.crop_pack import crop_pack
 
-run_from_snakemake(snakemake, crop_pack)  # noqa: F821 (snakemake is injected by the script directive)
+run_from_snakemake(snakemake, "crop_pack")  # noqa: F821 (snakemake is injected by the script directive)

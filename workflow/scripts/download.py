@@ -1,6 +1,5 @@
-"""Rule download: see concept_saliency.stages.download.download."""
+"""Rule download: see concept_saliency.stages.download."""
 
 from concept_saliency.stages import run_from_snakemake
-from concept_saliency.stages.download import download
 
-run_from_snakemake(snakemake, download)  # noqa: F821 (snakemake is injected by the script directive)
+run_from_snakemake(snakemake, "download")  # noqa: F821 (snakemake is injected by the script directive)

@@ -1,6 +1,5 @@
-"""Rule evaluate: see concept_saliency.stages.evaluate.evaluate."""
+"""Rule evaluate: see concept_saliency.stages.evaluate."""
 
 from concept_saliency.stages import run_from_snakemake
-from concept_saliency.stages.evaluate import evaluate
 
-run_from_snakemake(snakemake, evaluate)  # noqa: F821 (snakemake is injected by the script directive)
+run_from_snakemake(snakemake, "evaluate")  # noqa: F821 (snakemake is injected by the script directive)

@@ -1,6 +1,5 @@
-"""Rule prepare_images: see concept_saliency.stages.prepare.prepare_images."""
+"""Rule prepare_images: see concept_saliency.stages.prepare_images."""
 
 from concept_saliency.stages import run_from_snakemake
-from concept_saliency.stages.prepare import prepare_images
 
-run_from_snakemake(snakemake, prepare_images)  # noqa: F821 (snakemake is injected by the script directive)
+run_from_snakemake(snakemake, "prepare_images")  # noqa: F821 (snakemake is injected by the script directive)

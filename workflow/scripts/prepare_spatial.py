@@ -1,6 +1,5 @@
-"""Rule prepare_spatial: see concept_saliency.stages.prepare.prepare_spatial."""
+"""Rule prepare_spatial: see concept_saliency.stages.prepare_spatial."""
 
 from concept_saliency.stages import run_from_snakemake
-from concept_saliency.stages.prepare import prepare_spatial
 
-run_from_snakemake(snakemake, prepare_spatial)  # noqa: F821 (snakemake is injected by the script directive)
+run_from_snakemake(snakemake, "prepare_spatial")  # noqa: F821 (snakemake is injected by the script directive)

@@ -1,6 +1,5 @@
-"""Rule render: see concept_saliency.stages.render.render."""
+"""Rule render: see concept_saliency.stages.render."""
 
 from concept_saliency.stages import run_from_snakemake
-from concept_saliency.stages.render import render
 
-run_from_snakemake(snakemake, render)  # noqa: F821 (snakemake is injected by the script directive)
+run_from_snakemake(snakemake, "render")  # noqa: F821 (snakemake is injected by the script directive)

@@ -1,6 +1,5 @@
-"""Rule summary_figure: see concept_saliency.stages.summary_figure.summary_figure."""
+"""Rule summary_figure: see concept_saliency.stages.summary_figure."""
 
 from concept_saliency.stages import run_from_snakemake
-from concept_saliency.stages.summary_figure import summary_figure
 
-run_from_snakemake(snakemake, summary_figure)  # noqa: F821 (snakemake is injected by the script directive)
+run_from_snakemake(snakemake, "summary_figure")  # noqa: F821 (snakemake is injected by the script directive)

@@ -1,6 +1,5 @@
-"""Rule train: see concept_saliency.stages.train.train."""
+"""Rule train: see concept_saliency.stages.train."""
 
 from concept_saliency.stages import run_from_snakemake
-from concept_saliency.stages.train import train
 
-run_from_snakemake(snakemake, train)  # noqa: F821 (snakemake is injected by the script directive)
+run_from_snakemake(snakemake, "train")  # noqa: F821 (snakemake is injected by the script directive)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import FORMATS, atomic_path, create_h5, open_h5
+from ..artifacts import FORMATS, atomic_path, check_format, create_h5, open_h5
 from ..errors import InputDataError
 
 log = logging.getLogger(__name__)
@@ -671,6 +671,18 @@ def normalise(adata, method: str = "scale", min_spots: int = 1, min_counts: int 
     return adata, removed
 
 
+def normalisation_note(adata) -> str:
+    """``" (left after the normalisation removed 3271 genes detected in fewer than 10 spots ...)"``
+    from a prepared AnnData's record, for messages about gene counts; ``""`` when none were removed."""
+    record = adata.uns.get("csm_normalisation") or {}
+    try:
+        removed, min_spots = int(record["genes_removed"]), int(record["min_spots"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return (f" (left after the normalisation removed {removed} genes detected in fewer than {min_spots} "
+            f"spots: normalisation.min_spots)" if removed else "")
+
+
 def write_anndata(adata, path: str | os.PathLike, fmt: str = ANN_FORMAT) -> None:
     adata.uns["csm_format"] = fmt
     adata.uns["csm_format_version"] = FORMATS[fmt]
@@ -681,14 +693,12 @@ def write_anndata(adata, path: str | os.PathLike, fmt: str = ANN_FORMAT) -> None
 def read_anndata(path: str | os.PathLike, require_format: bool = True, fmt: str = ANN_FORMAT):
     import anndata as ad
 
-    from ..artifacts import _check_format
-
     try:
         adata = ad.read_h5ad(path)
     except (OSError, KeyError, ValueError) as exc:
         raise InputDataError(f"{path}: not a readable .h5ad file ({exc})") from None
     if require_format:
-        _check_format(adata.uns.get("csm_format"), adata.uns.get("csm_format_version"),
+        check_format(adata.uns.get("csm_format"), adata.uns.get("csm_format_version"),
                       fmt, Path(path))
     return adata
 

@@ -6,20 +6,21 @@ import logging
 
 import numpy as np
 
-from ..artifacts import Provenance
+from ..data.samples import SampleStore
+from ..encoding import encode_store, write_latents
 from ..errors import UserError
+from ..model import latent_model, load_model
 
 log = logging.getLogger("concept_saliency")
 
 
 def encode(*, samples: str, encoder: str, latents: str, latent_output=None,
            batch_size: int = 256) -> None:
-    from ..data.samples import SampleStore
-    from ..encoding import encode_store, write_latents
-    from ..model import latent_model, load_model
+    """``latents``: the deterministic latent mean of every sample of the store, in its order.
 
-    prov = Provenance("encode", dict(latent_output=latent_output, batch_size=batch_size),
-                      {"samples": samples, "encoder": encoder})
+    The samples are checked for NaN and infinite values as they are read; an encoder that
+    still gives non-finite latents is refused (a diverged model).
+    """
     latent = latent_model(load_model(encoder, "encoder"), latent_output)
     with SampleStore(samples) as store:
         z = encode_store(latent, store, batch_size)
@@ -27,5 +28,4 @@ def encode(*, samples: str, encoder: str, latents: str, latent_output=None,
             raise UserError(f"{samples}: the encoder gave NaN or infinite latents; check the inputs "
                             f"for NaN values and the model for divergence")
         write_latents(latents, z, store.ids, store.split)
-    prov.write(latents, "csm.latents")
     log.info("encoded %d samples into %d latent dimensions", *z.shape)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import logging
 
+import keras
 import numpy as np
+import pandas as pd
 
-from ..artifacts import Provenance
-from . import write_table
-from .saliency import read_maps
+from ..artifacts import write_tsv
+from ..concept_vectors import read_concepts
+from ..data.samples import SampleStore
+from ..data.spatial import read_grid
+from ..evaluation import evaluation_table, random_relevance, randomisation_check, score_curves
+from ..model import latent_model, load_model
+from ..rendering import plot_evaluation
+from ..saliency import get_method
+from ..saliency.autodiff import ScoreGradient
+from ..saliency_maps import read_maps
 
 log = logging.getLogger("concept_saliency")
 
@@ -23,7 +32,7 @@ def _spread(explain: dict, limit: int) -> list[tuple[str, int]]:
     return pairs
 
 
-def evaluate(*, samples: str, encoder: str, vectors: str, maps: list, summary: str,
+def evaluate(*, samples: str, encoder: str, concepts: str, maps: list, summary: str,
              randomisation: str, curves: str, figure: str, methods: dict,
              groundtruth: str | None = None, grid: str | None = None, chunk_size: int = 64, curve_steps: int = 16,
              fill_value: float = 0.0, randomisation_samples: int = 8,
@@ -31,29 +40,9 @@ def evaluate(*, samples: str, encoder: str, vectors: str, maps: list, summary: s
     """Deletion/insertion curves of every method's maps, the cascading randomisation check on a
     copy of the encoder, and (when given) the ground-truth table, as one method x metric table.
     With a tissue ``grid``, the features are its spots (grid pixels without a spot are left out)."""
-    import keras
-    import pandas as pd
-
-    from ..concepts import read_concepts
-    from ..data.samples import SampleStore
-    from ..evaluation import evaluation_table, randomisation_check, random_relevance, score_curves
-    from ..model import latent_model, load_model
-    from ..rendering import plot_evaluation
-    from ..saliency import get_method
-    from ..saliency.autodiff import ScoreGradient
-
-    params = dict(methods=methods, chunk_size=chunk_size, curve_steps=curve_steps, fill_value=fill_value,
-                  randomisation_samples=randomisation_samples,
-                  randomisation_threshold=randomisation_threshold, seed=seed)
-    prov = Provenance("evaluate", params,
-                      {"samples": samples, "encoder": encoder, "concepts": vectors, "maps": list(maps)}
-                      | ({"groundtruth": groundtruth} if groundtruth else {})
-                      | ({"grid": grid} if grid else {}))
-    cs = read_concepts(vectors)
+    cs = read_concepts(concepts)
     features = None
     if grid:
-        from ..data.spatial import read_grid
-
         index = read_grid(grid)[0]
         features = np.zeros(index.shape, dtype=bool)
         features[index.row, index.col] = True
@@ -100,12 +89,11 @@ def evaluate(*, samples: str, encoder: str, vectors: str, maps: list, summary: s
 
     gt = pd.read_csv(groundtruth, sep="\t") if groundtruth else None
     table = evaluation_table(curve_sets, rand_table, gt, randomisation_threshold)
-    write_table(table, summary, prov)
-    write_table(rand_table, randomisation, prov)
-    write_table(curve_table, curves, prov)
+    write_tsv(table, summary)
+    write_tsv(rand_table, randomisation)
+    write_tsv(curve_table, curves)
     plot_evaluation(rand_table, curve_table, figure, randomisation_threshold,
                     title="saliency methods: randomisation check, deletion and insertion")
-    prov.write(figure, "csm.figure")
     for _, r in table.iterrows():
         log.info("%-22s deletion AUC %.3f  insertion AUC %.3f  randomised rank corr %s",
                  r["method"], r["deletion_auc"], r["insertion_auc"],

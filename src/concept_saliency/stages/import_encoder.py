@@ -6,28 +6,25 @@ import logging
 
 import numpy as np
 
-from ..artifacts import Provenance, atomic_path
+from ..artifacts import atomic_path
+from ..data.samples import SampleStore
 from ..errors import ConfigError, InputDataError
+from ..model import latent_model, load_model
 
 log = logging.getLogger("concept_saliency")
 
 
 def import_encoder(*, samples: str, keras_file: str, encoder: str, latent_output=None,
-                   key: str = "keras_file", check_samples: int = 8) -> None:
+                   key: str = "keras_file", check_samples: int = 8) -> dict:
     """Check a user's ``.keras`` encoder against the data and write its latent model.
 
-    The file is loaded in safe mode; ``latent_output`` names the output that is
-    the latent (by layer name or position; ``z_mean`` or the only output by
-    default). The model must take the samples as they are stored (shape, values
-    in [0, 1]) and give finite latents for a few of them. What is written is
-    the single-output latent model (``model/imported.keras``), which every later
-    stage reads as it reads a trained encoder.
+    The file is loaded in safe mode; ``latent_output`` names the output that is the latent
+    (by layer name or position; ``z_mean`` or the only output by default). The model must
+    take the samples as they are stored (shape, values in [0, 1]) and give finite latents for
+    a few of them. What is written is the single-output latent model (``encoder``), which
+    every later stage reads as it reads a trained encoder. ``key`` names the config key in
+    errors. Returns the latent's size.
     """
-    from ..data.samples import SampleStore
-    from ..model import latent_model, load_model
-
-    prov = Provenance("import_encoder", {"latent_output": latent_output},
-                      {"keras_file": keras_file, "samples": samples})
     model = load_model(keras_file, "encoder")
     try:
         latent = latent_model(model, latent_output)
@@ -55,6 +52,5 @@ def import_encoder(*, samples: str, keras_file: str, encoder: str, latent_output
                              f"of {samples}")
     with atomic_path(encoder) as tmp:
         latent.save(tmp)
-    prov.extra["latent_dim"] = int(z.shape[1])
-    prov.write(encoder, "csm.keras-model")
     log.info("imported %s: latent '%s' of %d dimensions", keras_file, latent.name, z.shape[1])
+    return {"latent_dim": int(z.shape[1])}

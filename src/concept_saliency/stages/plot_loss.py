@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import logging
+import pandas as pd
 
-from ..artifacts import Provenance
-
-log = logging.getLogger("concept_saliency")
+from ..artifacts import check_provenance_format
+from ..rendering import plot_history
 
 
 def plot_loss(*, history: str, figure: str, title: str = "") -> None:
     """Training and validation loss per epoch, from ``history.csv`` of the train stage."""
-    import pandas as pd
-
-    from ..artifacts import check_provenance_format
-    from ..rendering import plot_history
-
     check_provenance_format(history, "csm.history")
-    prov = Provenance("plot_loss", {"title": title}, {"history": history})
     plot_history(pd.read_csv(history), figure, title=title)
-    prov.write(figure, "csm.figure")

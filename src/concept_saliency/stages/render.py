@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
-from ..artifacts import Provenance
-from .saliency import read_maps
-
-log = logging.getLogger("concept_saliency")
+from ..data.samples import SampleStore
+from ..data.spatial import pixels_to_spots, read_anndata, read_grid
+from ..rendering import plot_image_maps, plot_spatial_maps
+from ..rendering_spatial import plot_concept_on_tissue
+from ..saliency_maps import read_maps
 
 
 def render(*, samples: str, maps: list, figure: str, concept: str, grid: str | None = None,
-           tissue: str | None = None) -> None:
+           spatial_maps: str | None = None) -> None:
     """One figure per concept: each explained sample beside its map for every method.
 
-    Spatial data (``tissue``: the AnnData of the spatial_maps stage): the decoded
-    concept vector, example genes and their maps, on the H&E image when there is one.
+    Spatial data (``spatial_maps``: the AnnData of the spatial_maps stage): the decoded
+    concept vector, example genes and their maps on the tissue, on the H&E image when
+    there is one. With only the spot ``grid``: the maps on the spots' positions.
     """
-    from ..data.samples import SampleStore
-    from ..rendering import plot_image_maps, plot_spatial_maps
-
-    prov = Provenance("render", dict(concept=concept), {"samples": samples, "maps": list(maps)}
-                      | ({"tissue": tissue} if tissue else {}))
-    if tissue:
-        from ..data.spatial import read_anndata
-        from ..rendering_spatial import plot_concept_on_tissue
-
-        plot_concept_on_tissue(read_anndata(tissue, fmt="csm.spatial-maps"), concept, figure)
-        prov.write(figure, "csm.figure")
+    if spatial_maps:
+        plot_concept_on_tissue(read_anndata(spatial_maps, fmt="csm.spatial-maps"), concept, figure)
         return
-    per_method = {}
-    indices = None
+    per_method, indices = {}, None
     for path in maps:
         r = read_maps(path, concept)
         per_method[r["method"]] = r["maps"]
@@ -42,8 +32,6 @@ def render(*, samples: str, maps: list, figure: str, concept: str, grid: str | N
         ids = [store.ids[i] for i in indices]
     title = f"concept '{concept}'"
     if grid:
-        from ..data.spatial import pixels_to_spots, read_grid
-
         index, _ = read_grid(grid)
         coords = np.stack([index.col, index.row], axis=1).astype(float)
         plot_spatial_maps(pixels_to_spots(x, index),
@@ -51,4 +39,3 @@ def render(*, samples: str, maps: list, figure: str, concept: str, grid: str | N
                           coords, ids, figure, title)
     else:
         plot_image_maps(x, per_method, ids, figure, title)
-    prov.write(figure, "csm.figure")

@@ -21,42 +21,36 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 
-from ..artifacts import Provenance
+from ..concept_vectors import read_concepts
+from ..data.spatial import map_key, pixels_to_spots, read_anndata, read_grid, write_anndata
+from ..encoding import read_latents
+from ..errors import ArtifactError
+from ..model import load_model
+from ..saliency_maps import read_maps, read_method
 
 log = logging.getLogger("concept_saliency")
 FORMAT = "csm.spatial-maps"
 
 
-def spatial_maps(*, anndata: str, grid: str, latents: str, vectors: str, maps: list, model: str,
-                 tissue: str, batch_size: int = 256) -> None:
-    import pandas as pd
-
-    from ..concepts import read_concepts
-    from ..data.spatial import map_key, pixels_to_spots, read_anndata, read_grid, write_anndata
-    from ..encoding import read_latents
-    from ..errors import ArtifactError
-    from ..model import load_model
-    from .saliency import read_maps
-
-    prov = Provenance("spatial_maps", dict(batch_size=batch_size),
-                      dict(anndata=anndata, grid=grid, latents=latents, concepts=vectors,
-                           maps=list(maps), model=model))
+def spatial_maps(*, anndata: str, grid: str, latents: str, concepts: str, maps: list, vae: str,
+                 spatial_maps: str, batch_size: int = 256) -> None:
+    """Write ``spatial_maps`` (``maps.h5ad``): the prepared ``anndata`` with every concept's maps
+    of every method on the spots, the decoded concept vectors (decoder of ``vae``), the genes'
+    latents and concept scores (the layout is in the module docstring)."""
     adata = read_anndata(anndata)
     index, _ = read_grid(grid)
-    cs = read_concepts(vectors)
+    cs = read_concepts(concepts)
     lat = read_latents(latents)
     if list(index.spots) != list(adata.obs_names) or list(cs.ids) != list(adata.var_names):
-        raise ArtifactError(f"{anndata}, {grid} and {vectors} do not describe the same spots and "
+        raise ArtifactError(f"{anndata}, {grid} and {concepts} do not describe the same spots and "
                             f"genes; rerun the workflow from prepare_spatial")
-    vae = load_model(model, "model")
-    decoded = np.asarray(vae.decoder.predict(cs.vectors, batch_size=batch_size, verbose=0))
+    model = load_model(vae, "model")
+    decoded = np.asarray(model.decoder.predict(cs.vectors, batch_size=batch_size, verbose=0))
     decoded_spots = pixels_to_spots(decoded, index)
     adata.varm["csm_latent"] = lat.z.astype(np.float32)
-    per_method = {}
-    for path in maps:
-        first = read_maps(path, cs.names[0])
-        per_method[first["method"]] = path
+    per_method = {read_method(path): path for path in maps}
     info = {}
     for k, name in enumerate(cs.names):
         adata.obs[map_key(name, "decoded")] = decoded_spots[k].astype(np.float32)
@@ -76,7 +70,6 @@ def spatial_maps(*, anndata: str, grid: str, latents: str, vectors: str, maps: l
                       "members": [g for g, m in zip(cs.ids, cs.positives[k]) if m],
                       "explained": explained or [], "methods": list(per_method)}
     adata.uns["csm_concepts"] = info
-    write_anndata(adata, tissue, FORMAT)
-    prov.write(tissue, FORMAT)
+    write_anndata(adata, spatial_maps, FORMAT)
     log.info("maps of %d concepts x %d methods written to the spots of %s", len(cs.names),
-             len(per_method), tissue)
+             len(per_method), spatial_maps)

@@ -6,26 +6,19 @@ import logging
 
 import numpy as np
 
-from ..artifacts import Provenance
-from .saliency import read_maps
+from ..concept_vectors import read_concepts
+from ..data.samples import SampleStore
+from ..rendering import plot_concept_grid
+from ..saliency_maps import read_maps
 
 log = logging.getLogger("concept_saliency")
 
 
-def summary_figure(*, samples: str, vectors: str, maps: list, figure: str, rank: int = 1,
+def summary_figure(*, samples: str, concepts: str, maps: list, figure: str, rank: int = 1,
                    top_k: int = 1) -> None:
-    """One row per concept: its positive image of score ``rank`` beside the map of every method."""
-    from ..concepts import read_concepts
-    from ..data.samples import SampleStore
-    from ..errors import ConfigError
-    from ..rendering import plot_concept_grid
-
-    if rank > top_k:
-        raise ConfigError(f"config key 'explain.summary_rank': {rank} is more than 'explain.top_k' "
-                          f"({top_k}); only the top_k images of each concept have maps")
-    prov = Provenance("summary_figure", dict(rank=rank, top_k=top_k),
-                      {"concepts": vectors, "maps": list(maps)})
-    cs = read_concepts(vectors)
+    """One row per concept: its positive image of score ``rank`` (among the ``top_k`` explained;
+    the paper showed the third) beside the map of every method."""
+    cs = read_concepts(concepts)
     rows, per_method, labels = [], {}, []
     for k, name in enumerate(cs.names):
         chosen = cs.explain[name][:top_k]
@@ -40,5 +33,4 @@ def summary_figure(*, samples: str, vectors: str, maps: list, figure: str, rank:
         x = store.read(np.asarray(rows))
     plot_concept_grid(x, {m: np.stack(v) for m, v in per_method.items()}, labels, figure,
                       title=f"concept saliency maps: {len(cs.names)} concepts x {len(per_method)} methods")
-    prov.write(figure, "csm.figure")
     log.info("summary of %d concepts x %d methods", len(cs.names), len(per_method))

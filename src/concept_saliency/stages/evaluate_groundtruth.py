@@ -1,33 +1,29 @@
-"""The ground-truth stage: saliency inside the known concept regions (demo data)."""
+"""The evaluate_groundtruth stage: saliency inside the known concept regions (demo data)."""
 
 from __future__ import annotations
 
 import logging
 
 import numpy as np
+import pandas as pd
 
-from ..artifacts import Provenance
+from ..artifacts import open_h5, write_tsv
+from ..concept_vectors import read_concepts
+from ..data.spatial import pixels_to_spots, read_grid
 from ..errors import UserError
-from .saliency import read_maps
-from . import write_table
+from ..evaluation import feature_relevance, localisation, random_relevance, summarise
+from ..rendering import plot_groundtruth
+from ..saliency_maps import read_maps
 
 log = logging.getLogger("concept_saliency")
 
 
-def evaluate_groundtruth(*, vectors: str, maps: list, table: str, per_sample: str, figure: str,
+def evaluate_groundtruth(*, concepts: str, maps: list, table: str, per_sample: str, figure: str,
                          masks: str | None = None, grid: str | None = None, seed: int = 0) -> None:
-    """How much of each method's relevance falls inside the known concept region."""
-    import pandas as pd
-
-    from ..artifacts import open_h5
-    from ..concepts import read_concepts
-    from ..evaluation import feature_relevance, localisation, random_relevance, summarise
-    from ..rendering import plot_groundtruth
-
-    prov = Provenance("evaluate_groundtruth", {"seed": seed},
-                      {"concepts": vectors, "maps": list(maps)}
-                      | ({"masks": masks} if masks else {}) | ({"grid": grid} if grid else {}))
-    cs = read_concepts(vectors)
+    """How much of each method's relevance falls inside the known concept region: the demo
+    shapes' ``masks``, or the annotated regions of the spot ``grid`` (a concept named as a
+    region). ``table``: per method; ``per_sample``: per map; with a random baseline."""
+    cs = read_concepts(concepts)
     if masks:
         dec = lambda a: [v.decode() if isinstance(v, bytes) else v for v in a]  # noqa: E731
         with open_h5(masks, "csm.masks") as f:
@@ -44,8 +40,6 @@ def evaluate_groundtruth(*, vectors: str, maps: list, table: str, per_sample: st
         def features(m, indices):
             return feature_relevance(m)
     else:
-        from ..data.spatial import pixels_to_spots, read_grid
-
         index, regions = read_grid(grid)
         regions = np.asarray(regions)
 
@@ -78,9 +72,8 @@ def evaluate_groundtruth(*, vectors: str, maps: list, table: str, per_sample: st
     # the random baseline was scored once per method file: keep one copy
     detail = detail.drop_duplicates(subset=["method", "concept", "sample"])
     summary = summarise(detail)
-    write_table(summary, table, prov)
-    write_table(detail, per_sample, prov)
+    write_tsv(summary, table)
+    write_tsv(detail, per_sample)
     plot_groundtruth(summary, figure, title="saliency inside the known concept region")
-    prov.write(figure, "csm.figure")
     for _, r in summary.iterrows():
         log.info("%-22s mass inside %.3f  AUROC %.3f", r["method"], r["mass_inside"], r["auroc"])

@@ -1,0 +1,320 @@
+"""Concept vectors in latent space, concept scores and how well they separate.
+
+- attribute concepts (CelebA, the shapes demo): mean latent of samples that
+  show the attribute minus the mean of those that don't (:func:`attribute_concepts`);
+- group concepts (genes): the mean latent of a group of samples, e.g. the genes
+  whose latent vectors correlate most with a seed gene, a user's gene set, or
+  the marker genes of an annotated tissue region (:func:`gene_concepts`).
+
+The score of a sample ``x`` for concept ``c`` is ``s(x) = c . z(x)``;
+:func:`separation` says how well each concept's scores separate its positives
+(AUROC: attribute concepts on held-out samples), :func:`samples_to_explain`
+picks the samples whose maps are drawn. ``concepts.h5`` (format ``csm.concepts``)
+is written by :func:`write_concepts` and read by :func:`read_concepts`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .artifacts import create_h5, numeric_dataset, open_h5
+from .errors import ConfigError
+from .genes import GeneIndex, region_markers
+
+log = logging.getLogger(__name__)
+FORMAT = "csm.concepts"
+
+
+@dataclass
+class Concept:
+    name: str
+    kind: str  # "attribute" | "seed_gene" | "gene_set" | "region"
+    vector: np.ndarray  # (D,)
+    positives: np.ndarray  # (N,) bool: samples that show the concept (attribute / group members)
+    details: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ vectors
+
+
+def attribute_vector(z: np.ndarray, positive: np.ndarray, num_samples: int | None = None,
+                     rng: np.random.Generator | None = None, name: str = "",
+                     allow_fewer: bool = False) -> tuple[np.ndarray, dict]:
+    """Mean latent of ``num_samples`` positives minus ``num_samples`` negatives (all if None)."""
+    positive = np.asarray(positive, dtype=bool)
+    pos, neg = np.nonzero(positive)[0], np.nonzero(~positive)[0]
+    if len(pos) == 0 or len(neg) == 0:
+        raise ConfigError(
+            f"concept '{name}': needs samples with and without the attribute; "
+            f"found {len(pos)} with and {len(neg)} without"
+        )
+    if num_samples is not None:
+        short = min(len(pos), len(neg)) < num_samples
+        if short and not allow_fewer:
+            raise ConfigError(
+                f"concept '{name}': asked for num_samples={num_samples} positives and negatives, "
+                f"but there are {len(pos)} positives and {len(neg)} negatives. Lower "
+                f"'num_samples', or set 'allow_fewer: true' to use all of them."
+            )
+        if short:
+            log.warning("concept '%s': only %d positives / %d negatives; using all of them",
+                        name, len(pos), len(neg))
+        rng = rng or np.random.default_rng(0)
+        if len(pos) > num_samples:
+            pos = rng.choice(pos, num_samples, replace=False)
+        if len(neg) > num_samples:
+            neg = rng.choice(neg, num_samples, replace=False)
+    vector = z[pos].mean(axis=0) - z[neg].mean(axis=0)
+    return vector.astype(np.float32), {"n_positive": len(pos), "n_negative": len(neg)}
+
+
+def group_vector(z: np.ndarray, members: np.ndarray, subtract_rest: bool = False) -> np.ndarray:
+    """Mean latent of the group (minus the mean of all other samples if asked)."""
+    members = np.asarray(members, dtype=bool)
+    if not members.any():
+        raise ConfigError("a group concept has no members")
+    vector = z[members].mean(axis=0)
+    if subtract_rest and (~members).any():
+        vector = vector - z[~members].mean(axis=0)
+    return vector.astype(np.float32)
+
+
+def correlated_with(z: np.ndarray, seed: int, n: int):
+    """The ``n`` samples whose latent vectors correlate most with sample ``seed``.
+
+    Pearson correlation over latent dimensions (the seed itself comes first, r = 1).
+    Returns ``(indices, r, p)`` sorted by decreasing r; p is two-sided.
+    """
+    from scipy import stats
+
+    z = np.asarray(z, dtype=np.float64)
+    zc = z - z.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(zc, axis=1)
+    norms[norms == 0] = np.inf
+    r = (zc @ zc[seed]) / (norms * norms[seed])
+    order = np.argsort(-r, kind="stable")[:n]
+    d = z.shape[1]
+    rr = np.clip(r[order], -1 + 1e-12, 1 - 1e-12)
+    t = rr * np.sqrt((d - 2) / (1 - rr ** 2))
+    p = 2 * stats.t.sf(np.abs(t), df=d - 2)
+    return order, r[order], p
+
+
+# ------------------------------------------------------------------ scores
+
+
+def concept_scores(z: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """``(N, K)`` scores of every sample for every concept."""
+    return z @ np.asarray(vectors, dtype=z.dtype).T
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with midranks for ties); NaN if one class is empty."""
+    from scipy.stats import rankdata
+
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def select_top(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest-scoring candidates, best first."""
+    idx = np.nonzero(candidates)[0]
+    return idx[np.argsort(-scores[idx], kind="stable")[:k]]
+
+
+# ------------------------------------------------------------------ the concepts of a config
+
+
+def attribute_concepts(z: np.ndarray, labels: np.ndarray, label_names: list[str], names,
+                       fit_on: np.ndarray, num_samples: int | None = None,
+                       allow_fewer: bool = False, seed: int = 0, where: str = "") -> list[Concept]:
+    """One concept per attribute in ``names`` (``"all"``: every label), its vector fitted on the
+    samples ``fit_on`` (the training split). Unknown attributes are refused naming ``where``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in (label_names if names == "all" else names):
+        if name not in label_names:
+            raise ConfigError(f"concept '{name}': no such attribute in {where}")
+        positive = labels[:, label_names.index(name)]
+        vec, info = attribute_vector(z[fit_on], positive[fit_on], num_samples, rng, name, allow_fewer)
+        out.append(Concept(name, "attribute", vec, positive, info))
+    return out
+
+
+GROUP_COLUMNS = ["concept", "kind", "rank", "gene", "r", "p", "marker_score", "logfoldchange", "p_adj"]
+
+
+def gene_concepts(spec: dict, z: np.ndarray, genes: GeneIndex, adata=None,
+                  filter_note: str = "") -> tuple[list[Concept], list[dict]]:
+    """Seed-gene, gene-set and region concepts of a concept ``spec`` (the config's ``concepts``),
+    and one row per member gene for ``groups.tsv`` (columns :data:`GROUP_COLUMNS`).
+
+    ``adata``: the prepared AnnData, for region concepts (its spot annotation).
+    ``filter_note``: what the normalisation removed, for messages. Refused
+    (:class:`ConfigError`, naming the concept and the key): ``n_genes`` not below the number of
+    genes (a concept of every gene leaves none to separate it from: its AUROC is undefined),
+    a gene set naming one gene twice or holding every gene, a region whose markers are every
+    gene. A region with fewer genes higher inside than ``n_markers`` becomes a concept of those
+    genes, with a warning; ``details["n_genes"]`` says how many.
+    """
+    nan = float("nan")
+    concepts: list[Concept] = []
+    rows: list[dict] = []
+
+    def row(name, kind, rank, gene, r=nan, p=nan, score=nan, lfc=nan, p_adj=nan):
+        return {"concept": name, "kind": kind, "rank": rank, "gene": gene, "r": r, "p": p,
+                "marker_score": score, "logfoldchange": lfc, "p_adj": p_adj}
+
+    def membership(idx, name, key):
+        members = np.zeros(len(z), dtype=bool)
+        members[idx] = True
+        if members.all():
+            raise ConfigError(f"concept '{name}' ({key}) holds all {len(z)} genes of the data"
+                              f"{filter_note}: no gene is left to separate it from (its AUROC "
+                              f"is undefined); leave some genes out")
+        return members
+
+    for name, item in (spec.get("seed_genes") or {}).items():
+        item = item if isinstance(item, dict) else {"gene": item}
+        key = f"concepts.seed_genes.{name}.n_genes" if "n_genes" in item else "concepts.n_genes"
+        n_genes = int(item.get("n_genes", spec.get("n_genes", 50)))
+        seed_idx = genes.find_one(item["gene"], f"concept '{name}'")
+        if n_genes >= len(genes):
+            raise ConfigError(f"concept '{name}': config key '{key}' is {n_genes}, but the data have "
+                              f"{len(genes)} genes{filter_note}; a concept needs genes outside it "
+                              f"(its AUROC is undefined otherwise): set it below {len(genes)}")
+        idx, r, p = correlated_with(z, seed_idx, n_genes)
+        members = membership(idx, name, key)
+        concepts.append(Concept(name, "seed_gene", group_vector(z, members), members,
+                                {"seed": genes.genes[seed_idx], "n_genes": n_genes,
+                                 "seed_index": seed_idx}))
+        rows += [row(name, "seed_gene", k + 1, genes.genes[i], float(rr), float(pp))
+                 for k, (i, rr, pp) in enumerate(zip(idx, r, p))]
+    for name, item in (spec.get("gene_sets") or {}).items():
+        item = item if isinstance(item, dict) else {"genes": item}
+        idx = genes.find(item["genes"], f"concept '{name}'")
+        members = membership(idx, name, f"concepts.gene_sets.{name}")
+        subtract = bool(item.get("subtract_rest", spec.get("subtract_rest", False)))
+        concepts.append(Concept(name, "gene_set", group_vector(z, members, subtract), members,
+                                {"genes": [genes.genes[i] for i in idx], "subtract_rest": subtract,
+                                 "n_genes": len(idx)}))
+        rows += [row(name, "gene_set", k + 1, genes.genes[i]) for k, i in enumerate(idx)]
+    regions = spec.get("regions") or {}
+    if regions and adata is None:
+        raise ConfigError("region concepts need spatial data with a spot annotation")
+    for name, item in regions.items():
+        item = item if isinstance(item, dict) else {"region": item}
+        key = item.get("key") or adata.uns.get("csm_region_key") or "region"
+        n_key = f"concepts.regions.{name}.n_markers" if "n_markers" in item else "concepts.n_markers"
+        n = int(item.get("n_markers", spec.get("n_markers", 50)))
+        table = region_markers(adata, key, str(item["region"]), n,
+                               item.get("method", spec.get("marker_method", "wilcoxon")),
+                               f"concept '{name}'")
+        idx = genes.find(table["gene"], f"concept '{name}'")
+        members = membership(idx, name, n_key)
+        if len(idx) < n:
+            log.warning("concept '%s': only %d genes are higher in region '%s' than outside, fewer "
+                        "than %s %d; the concept is those %d genes", name, len(idx), item["region"],
+                        n_key, n, len(idx))
+        subtract = bool(item.get("subtract_rest", spec.get("subtract_rest", False)))
+        concepts.append(Concept(name, "region", group_vector(z, members, subtract), members,
+                                {"region": str(item["region"]), "key": key, "n_markers": n,
+                                 "n_genes": len(idx)}))
+        rows += [row(name, "region", k + 1, genes.genes[i], p=t.p, score=t.score,
+                     lfc=t.logfoldchange, p_adj=t.p_adj)
+                 for k, (i, t) in enumerate(zip(idx, table.itertuples()))]
+    return concepts, rows
+
+
+def evaluated_on(kind: str, held_out: np.ndarray) -> np.ndarray:
+    """The samples the separation of a concept of ``kind`` is measured on: the held-out samples
+    for an attribute (its vector was fitted on the others), every sample for a group (its
+    members define it)."""
+    return held_out if kind == "attribute" else np.ones(len(held_out), dtype=bool)
+
+
+def separation(concepts: list[Concept], scores: np.ndarray, held_out: np.ndarray) -> list[dict]:
+    """One row per concept for ``separation.tsv``: AUROC of its scores for positives against the
+    rest (on :func:`evaluated_on`'s samples), counts, mean scores, the fit's sample counts."""
+    rows = []
+    for k, c in enumerate(concepts):
+        held = evaluated_on(c.kind, held_out)
+        pos, neg = c.positives & held, held & ~c.positives
+        rows.append({"concept": c.name, "kind": c.kind, "auroc": auroc(scores[held, k], c.positives[held]),
+                     "evaluated_on": "held-out" if c.kind == "attribute" else "all",
+                     "n_positive": int(pos.sum()), "n_negative": int(neg.sum()),
+                     "mean_score_positive": float(scores[pos, k].mean()) if pos.any() else float("nan"),
+                     "mean_score_negative": float(scores[neg, k].mean()) if neg.any() else float("nan"),
+                     **{f"fit_{key}": v for key, v in c.details.items() if key.startswith("n_")}})
+    return rows
+
+
+def samples_to_explain(concepts: list[Concept], scores: np.ndarray, held_out: np.ndarray,
+                       top_k: int, extra: np.ndarray) -> dict[str, np.ndarray]:
+    """Per concept, the samples whose maps are drawn: a seed gene first, then the ``top_k``
+    highest-scoring positives (held-out ones where there are any), then the ``extra`` ids."""
+    selection = {}
+    for k, c in enumerate(concepts):
+        pos = c.positives & evaluated_on(c.kind, held_out)
+        candidates = (pos if pos.any() else c.positives).copy()
+        first = np.asarray([c.details["seed_index"]] if "seed_index" in c.details else [], np.int64)
+        candidates[first] = False  # a seed gene is always explained, first
+        chosen = np.concatenate([first, select_top(scores[:, k], candidates, top_k - len(first))])
+        selection[c.name] = np.concatenate([chosen, extra[~np.isin(extra, chosen)]]).astype(np.int64)
+    return selection
+
+
+# ------------------------------------------------------------------ artifact
+
+
+def write_concepts(path, concepts: list[Concept], scores: np.ndarray, selection: dict[str, np.ndarray],
+                   ids: list[str]) -> None:
+    """``concepts.h5``: vectors, positives, scores of all samples, the samples to explain."""
+    import h5py
+
+    with create_h5(path, FORMAT) as f:
+        s = h5py.string_dtype()
+        f.create_dataset("names", data=np.asarray([c.name for c in concepts], dtype=object), dtype=s)
+        f.create_dataset("kinds", data=np.asarray([c.kind for c in concepts], dtype=object), dtype=s)
+        f.create_dataset("vectors", data=np.stack([c.vector for c in concepts]).astype(np.float32))
+        f.create_dataset("positives", data=np.stack([c.positives for c in concepts]))
+        f.create_dataset("scores", data=scores.astype(np.float32))
+        f.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=s)
+        g = f.create_group("explain")
+        for c in concepts:
+            g.create_dataset(c.name, data=np.asarray(selection[c.name], dtype=np.int64))
+
+
+@dataclass
+class ConceptSet:
+    names: list[str]
+    kinds: list[str]
+    vectors: np.ndarray
+    positives: np.ndarray
+    scores: np.ndarray
+    ids: list[str]
+    explain: dict[str, np.ndarray]
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise ConfigError(f"unknown concept {name!r}; known: {', '.join(self.names)}") from None
+
+
+def read_concepts(path) -> ConceptSet:
+    dec = lambda a: [v.decode() if isinstance(v, bytes) else v for v in a]  # noqa: E731
+    with open_h5(path, FORMAT) as f:
+        names = dec(f["names"][()])
+        num = lambda name: numeric_dataset(f, name, path)[()]  # noqa: E731
+        return ConceptSet(names, dec(f["kinds"][()]), num("vectors"), num("positives"),
+                          num("scores"), dec(f["ids"][()]),
+                          {n: num(f"explain/{n}") for n in names})
