@@ -65,6 +65,38 @@ def run_stage(name: str, outputs: tuple[str, ...], **kwargs) -> dict:
     return run(name, inputs=inputs, outputs=outs, params=params)
 
 
+# ---------------------------------------------------------------- training callbacks
+
+
+def _callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class InterruptAfter(_callback_base()):
+    """An interruption (Ctrl-C) at the end of epoch ``n``, after its checkpoint is written."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.n:
+            raise KeyboardInterrupt
+
+
+class EpochsSeen(_callback_base()):
+    """Records the epochs (1-based) a training run starts."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch + 1)
+
+
 # ---------------------------------------------------------------- the fault suite's checks
 
 

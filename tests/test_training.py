@@ -9,6 +9,7 @@ from concept_saliency.data.samples import assign_split, write_samples
 from concept_saliency.data.synthetic import make_shapes
 from concept_saliency.model import ArchitecturePreset
 from concept_saliency.training import train_vae
+from helpers import EpochsSeen, InterruptAfter
 
 TINY = ArchitecturePreset("tiny", (8, 16), (3, 3), (16,), 4, 5e-4, 3e-3)
 
@@ -23,36 +24,24 @@ def store(tmp_path):
 
 
 
-def test_training_checkpoints_and_resumes_without_repeating_epochs(store, tmp_path, monkeypatch):
+def test_training_checkpoints_and_resumes_without_repeating_epochs(store, tmp_path):
     ckpt = tmp_path / "ckpt"
     # first run: interrupted after its second epoch (the checkpoint of epoch 2 is written first)
-    import concept_saliency.training as training
-
-    original = training._EpochCheckpoint.on_epoch_end
-
-    def interrupt_after_two(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training._EpochCheckpoint, "on_epoch_end", interrupt_after_two)
     with pytest.raises(KeyboardInterrupt):
-        train_vae(store, TINY, epochs=4, batch_size=16, seed=0, checkpoint_dir=ckpt)
+        train_vae(store, TINY, epochs=4, batch_size=16, seed=0, checkpoint_dir=ckpt,
+                  callbacks=[InterruptAfter(2)])
     state = json.loads((ckpt / "state.json").read_text())
     assert state["epoch"] == 2 and (ckpt / "last.keras").exists()
-    monkeypatch.setattr(training._EpochCheckpoint, "on_epoch_end", original)
 
     # second run resumes at epoch 3: it trains epochs 3 and 4 only
-    seen = []
-    monkeypatch.setattr(training._EpochCheckpoint, "on_epoch_begin",
-                        lambda self, epoch, logs=None: seen.append(epoch + 1))
-    vae, history = train_vae(store, TINY, epochs=4, batch_size=16, seed=0, checkpoint_dir=ckpt)
-    assert seen == [3, 4]
+    epochs = EpochsSeen()
+    vae, history = train_vae(store, TINY, epochs=4, batch_size=16, seed=0, checkpoint_dir=ckpt,
+                             callbacks=[epochs])
+    assert epochs.seen == [3, 4]
     assert list(history["epoch"]) == [1, 2, 3, 4]
     assert {"loss", "val_loss", "kl_loss", "reconstruction_loss"} <= set(history.columns)
 
     # an uninterrupted run with the same settings sees the same batches: same final loss
-    monkeypatch.undo()
     _, straight = train_vae(store, TINY, epochs=4, batch_size=16, seed=0,
                             checkpoint_dir=tmp_path / "other")
     np.testing.assert_allclose(history["loss"].iloc[-1], straight["loss"].iloc[-1], rtol=0.05)

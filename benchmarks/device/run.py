@@ -244,13 +244,9 @@ class Fixed:
 
 def bench_callbacks(n_train, steps):
     """Training's own per-step callback (NaN check, progress log), without the epoch's save."""
-    from concept_saliency import training
+    from concept_saliency.training import StepMonitor
 
-    class PerStep(training._EpochCheckpoint):
-        def on_epoch_end(self, epoch, logs=None):
-            pass
-
-    return [PerStep(Path(tempfile.gettempdir()), "bench", [], n_train, 1, steps)]
+    return [StepMonitor(n_train, steps)]
 
 
 def keras_fit_rate(vae, data, batch, warm, steps) -> float:

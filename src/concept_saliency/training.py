@@ -50,22 +50,18 @@ def _fingerprint(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-class _EpochCheckpoint(keras.callbacks.Callback):
-    """Save model + history after each epoch (atomically); log progress; stop on NaN."""
+class StepMonitor(keras.callbacks.Callback):
+    """Per training step: stop on a non-finite loss, and log progress at most every 30 s."""
 
     # on_train_batch_end only reads the logs: Keras may run it on a helper thread, so the
     # training loop does not wait for each step's loss (a device sync per step otherwise)
     async_safe = True
 
-    def __init__(self, checkpoint_dir: Path, fingerprint: str, history: list[dict],
-                 n_train: int, epochs: int, steps: int):
+    def __init__(self, n_train: int, steps: int):
         super().__init__()
-        self.dir = checkpoint_dir
-        self.fingerprint = fingerprint
-        self.history = history
         self.n_train = n_train
-        self.epochs = epochs
         self.steps = steps
+        self.diverged = False
         self._t0 = time.time()
         self._last_log = 0.0
 
@@ -76,7 +72,7 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.model.stop_training = True
-            self._diverged = True
+            self.diverged = True
             return
         now = time.time()
         if now - self._last_log > 30:
@@ -87,10 +83,21 @@ class _EpochCheckpoint(keras.callbacks.Callback):
             log.info("  step %d/%d  loss %.4f  %.0f samples/s  epoch ETA %s", batch + 1, self.steps,
                      float(loss or float("nan")), rate, format_duration(eta))
 
+
+class EpochCheckpoint(StepMonitor):
+    """After each epoch: stop on a non-finite loss (keeping the last good checkpoint), else save
+    the model with its optimizer and the history so far (atomically) and log the epoch."""
+
+    def __init__(self, checkpoint_dir: Path, fingerprint: str, history: list[dict],
+                 n_train: int, epochs: int, steps: int):
+        super().__init__(n_train, steps)
+        self.dir = checkpoint_dir
+        self.fingerprint = fingerprint
+        self.history = history
+        self.epochs = epochs
+
     def on_epoch_end(self, epoch, logs=None):
-        if getattr(self, "_diverged", False) or not all(
-            math.isfinite(float(v)) for v in (logs or {}).values()
-        ):
+        if self.diverged or not all(math.isfinite(float(v)) for v in (logs or {}).values()):
             raise TrainingDiverged(
                 f"training diverged at epoch {epoch + 1} (loss {logs.get('loss') if logs else 'nan'}); "
                 f"the last good checkpoint is kept in {self.dir}. Lower 'learning_rate' or check "
@@ -130,14 +137,15 @@ def checkpoint_fingerprint(*, preset: ArchitecturePreset, data_checksum: str, ep
 def train_vae(samples_path: str | Path, preset: ArchitecturePreset, *, epochs: int,
               batch_size: int, seed: int, checkpoint_dir: str | Path,
               learning_rate: float | None = None, precision: str = "float32",
-              data_checksum: str | None = None):
+              data_checksum: str | None = None, callbacks=()):
     """Train a VAE of ``preset`` on a sample store; returns ``(vae, history DataFrame)``.
 
     ``precision``: ``"float32"`` or ``"mixed_bfloat16"`` (the returned model is float32 either way).
     ``data_checksum``: the store's checksum when the caller has it
     (:func:`~concept_saliency.artifacts.file_checksum`); computed otherwise. A checkpoint in
     ``checkpoint_dir`` is resumed only when made with the same data and settings
-    (:func:`checkpoint_fingerprint`).
+    (:func:`checkpoint_fingerprint`). ``callbacks``: more Keras callbacks, called after the
+    checkpoint of each epoch is written.
     """
     if epochs < 1:
         raise ConfigError(f"config key 'epochs': must be at least 1, got {epochs}")
@@ -183,11 +191,11 @@ def train_vae(samples_path: str | Path, preset: ArchitecturePreset, *, epochs: i
         val = BatchLoader(store, val_idx, batch_size, shuffle=False, raw=True) if len(val_idx) else None
         log.info("training %s on %d samples (%d held out), %d epochs of %d steps, batch %d",
                  preset.name, len(train_idx), len(val_idx), epochs, len(train), batch_size)
-        checkpoint = _EpochCheckpoint(checkpoint_dir, fingerprint, history, len(train_idx),
-                                      epochs, len(train))
+        checkpoint = EpochCheckpoint(checkpoint_dir, fingerprint, history, len(train_idx),
+                                     epochs, len(train))
         if initial_epoch < epochs:
             vae.fit(train, validation_data=val, epochs=epochs, initial_epoch=initial_epoch,
-                    callbacks=[checkpoint], **FIT_OPTIONS)
+                    callbacks=[checkpoint, *callbacks], **FIT_OPTIONS)
     return as_float32(vae, preset), pd.DataFrame(history)
 
 

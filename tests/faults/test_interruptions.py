@@ -22,7 +22,7 @@ import pytest
 
 from concept_saliency.errors import UserError
 
-from helpers import assert_no_partial_artifacts, run_stage, user_error
+from helpers import InterruptAfter, assert_no_partial_artifacts, run_stage, user_error
 
 REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 4
@@ -162,32 +162,21 @@ def test_a_nan_loss_stops_training_clearly_and_keeps_the_last_good_checkpoint(sh
     """Two good epochs, then the optimiser blows up (its learning rate raised to 1e12 in the
     resumed run): the run stops at epoch 3 with one line, writes no model, and epoch 2's
     checkpoint still loads."""
+    import concept_saliency.training as training
     from concept_saliency.model import load_model
+    from concept_saliency.presets import get_preset
     from concept_saliency.stages.train import train
-    from concept_saliency.training import TrainingDiverged
+    from concept_saliency.training import TrainingDiverged, train_vae
 
     base = tmp_path / "results" / "shapes" / "demo"
+    ckpt = base / "model" / "checkpoint"
     kwargs = dict(samples=str(shapes), vae=str(base / "model" / "vae.keras"),
                   encoder=str(base / "model" / "encoder.keras"),
                   history=str(base / "model" / "history.csv"),
-                  preset="demo-shapes", batch_size=64,
-                  seed=0, checkpoint_dir=str(base / "model" / "checkpoint"))
-    import concept_saliency.training as training
-
-    original = training._EpochCheckpoint.on_epoch_end
-
-    def stop_after_two(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt  # an interruption after epoch 2's checkpoint
-
-    training._EpochCheckpoint.on_epoch_end = stop_after_two
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(epochs=4, **kwargs)
-    finally:
-        training._EpochCheckpoint.on_epoch_end = original
-    ckpt = base / "model" / "checkpoint"
+                  preset="demo-shapes", batch_size=64, seed=0, checkpoint_dir=str(ckpt))
+    with pytest.raises(KeyboardInterrupt):  # an interruption after epoch 2's checkpoint
+        train_vae(shapes, get_preset("demo-shapes"), epochs=4, batch_size=64, seed=0,
+                  checkpoint_dir=ckpt, callbacks=[InterruptAfter(2)])
     good = (ckpt / "last.keras").read_bytes()
 
     def load_and_blow_up(*args, **kw):
