@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from concept_saliency.errors import InputDataError
-from concept_saliency.stages.prepare_spatial import prepare_spatial
 
 from helpers import assert_no_partial_artifacts, edit_line, run_stage, user_error
 
