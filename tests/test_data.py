@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from concept_saliency.data import spatial
+from concept_saliency.data import grid, spatial, st_counts
 from concept_saliency.data.images import pack_image_folder
 from concept_saliency.data.label_table import read_label_table
 from concept_saliency.data.samples import VALIDATION, SampleStore, assign_split
@@ -169,21 +169,21 @@ def test_split_is_deterministic():
 def test_st_counts_to_anndata_normalisation_and_grid_round_trip(tmp_path):
     t = make_layered_tissue(seed=2)
     write_tissue(t, tmp_path / "counts.tsv.gz", tmp_path / "spots.tsv")
-    counts = spatial.read_st_counts(tmp_path / "counts.tsv.gz")
+    counts = st_counts.read_st_counts(tmp_path / "counts.tsv.gz")
     adata = spatial.counts_to_anndata(counts)
     np.testing.assert_array_equal(adata.layers["counts"], t.counts)
     np.testing.assert_allclose(adata.obsm["spatial"][:, 0], np.round(t.spot_x, 3))
     adata, removed = spatial.normalise(adata, "scale", min_spots=1)
     x = np.asarray(adata.X)
     assert x.min() == 0.0 and np.allclose(x.max(axis=0), 1.0)
-    index = spatial.grid_index(adata)
+    index = grid.grid_index(adata)
     assert index.shape == (32, 32)
-    images = spatial.genes_to_images(adata, index)
+    images = grid.genes_to_images(adata, index)
     assert images.shape == (adata.n_vars, 32, 32, 1)
     # spot -> pixel -> spot gives back every spot's value
-    np.testing.assert_allclose(spatial.pixels_to_spots(images, index), x.T)
+    np.testing.assert_allclose(grid.pixels_to_spots(images, index), x.T)
     assert images.sum() == pytest.approx(x.sum(), rel=1e-5)
-    regions = spatial.read_spot_annotation(tmp_path / "spots.tsv", list(adata.obs_names))
+    regions = st_counts.read_spot_annotation(tmp_path / "spots.tsv", list(adata.obs_names))
     assert set(regions) == {"layer1", "layer2", "layer3", "layer4"}
 
 
@@ -191,20 +191,20 @@ def test_st_parser_errors(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("\tGeneA\tGeneB\n1.0x2.0\t1\t2\n3.5-2\t0\t1\n")
     with pytest.raises(InputDataError, match="spot '3.5-2' is not an array position"):
-        spatial.read_st_counts(bad)
+        st_counts.read_st_counts(bad)
     bad.write_text("\tGeneA\n1.0x2.0\t-1\n")
     with pytest.raises(InputDataError, match="line 2, spot .1.0x2.0., gene .GeneA.: -1 is negative"):
-        spatial.read_st_counts(bad)
+        st_counts.read_st_counts(bad)
 
 
 def test_real_mob_counts_parse(data_dir):
     path = data_dir / "mob" / "Rep11_MOB_count_matrix-1.tsv.gz"
-    counts = spatial.read_st_counts(path)
+    counts = st_counts.read_st_counts(path)
     assert counts.shape == (262, 16218)
     assert "X2010300C02Rik" in counts.columns and "Penk" in counts.columns
     adata = spatial.counts_to_anndata(counts)
     assert 7.85 <= adata.obs["array_x"].min() < 8.5 and 27.5 < adata.obs["array_x"].max() <= 28.1
-    index = spatial.grid_index(adata)
+    index = grid.grid_index(adata)
     assert index.shape == (32, 32)
 
 

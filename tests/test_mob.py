@@ -17,7 +17,7 @@ from helpers import REPO
 from http_server import LoopbackServer
 
 from concept_saliency.config import concept_names, validate_config
-from concept_saliency.data import spatial
+from concept_saliency.data import grid, spatial, st_counts
 from concept_saliency.data.synthetic import make_layered_tissue, write_tissue
 from concept_saliency.errors import ConfigError, InputDataError
 from concept_saliency.genes import GeneIndex, r_make_names, region_markers
@@ -35,7 +35,7 @@ def mob_counts():
     path = shared_data() / "mob" / MOB
     if not path.is_file():
         pytest.skip(f"MOB counts not found at {path} (set CSM_TEST_DATA)")
-    return path, spatial.read_st_counts(path)
+    return path, st_counts.read_st_counts(path)
 
 
 # ------------------------------------------------------------------ parsing, names
@@ -120,20 +120,20 @@ def test_normalisation_values_and_filters_on_real_counts(mob_counts, caplog):
 def test_grid_round_trip_spot_pixel_spot_on_real_positions(mob_counts):
     _, counts = mob_counts
     adata, _ = spatial.normalise(spatial.counts_to_anndata(counts), "scale", min_spots=200)
-    index = spatial.grid_index(adata)
+    index = grid.grid_index(adata)
     assert index.shape == (32, 32)
     assert len(set(zip(index.row, index.col))) == adata.n_obs  # one pixel per spot
     # pixels follow the array: one step in x is one column, one step in y one row
     assert np.array_equal(index.col - index.col.min(), adata.obs["array_col"] - adata.obs["array_col"].min())
     assert np.array_equal(index.row - index.row.min(), adata.obs["array_row"] - adata.obs["array_row"].min())
-    images = spatial.genes_to_images(adata, index)
-    np.testing.assert_array_equal(spatial.pixels_to_spots(images, index), np.asarray(adata.X).T)
+    images = grid.genes_to_images(adata, index)
+    np.testing.assert_array_equal(grid.pixels_to_spots(images, index), np.asarray(adata.X).T)
     assert images[:, ~index.tissue_mask()].max() == 0  # nothing off the tissue
     back = np.zeros_like(images)  # spot -> pixel again from the recovered spot values
-    back[:, index.row, index.col, 0] = spatial.pixels_to_spots(images, index)
+    back[:, index.row, index.col, 0] = grid.pixels_to_spots(images, index)
     np.testing.assert_array_equal(back, images)
     with pytest.raises(InputDataError, match="grid_size 16 is smaller than the spot array"):
-        spatial.grid_index(adata, 16)
+        grid.grid_index(adata, 16)
 
 
 def test_hexagonal_visium_grid_halves_columns():
@@ -143,10 +143,10 @@ def test_hexagonal_visium_grid_halves_columns():
     keep = (rows + cols) % 2 == 0
     a = ad.AnnData(np.zeros((keep.sum(), 1), np.float32))
     a.obs["array_row"], a.obs["array_col"] = rows[keep], cols[keep]
-    index = spatial.grid_index(a)
+    index = grid.grid_index(a)
     assert index.shape == (8, 8) and np.ptp(index.col) == 5  # 12 hexagonal columns -> 6 pixels
     assert len(set(zip(index.row, index.col))) == keep.sum()
-    assert np.ptp(spatial.grid_index(a, hexagonal=False).col) == 11
+    assert np.ptp(grid.grid_index(a, hexagonal=False).col) == 11
 
 
 # ------------------------------------------------------------------ AnnData layout, scanpy
@@ -211,25 +211,25 @@ def test_prepared_anndata_has_scanpy_layout_and_scanpy_draws_it_on_the_image(mob
         shown = 0.9 * np.asarray(colour) + 0.1 * 255
         assert (np.abs(png - shown).max(axis=1) <= 6).sum() > 2000, colour
     # genes as samples: one 32x32 image per gene, and the index back to the spots
-    index, regions = spatial.read_grid(out / "grid.h5")
+    index, regions = grid.read_grid(out / "grid.h5")
     assert index.shape == (32, 32) and index.spots == list(adata.obs_names) and regions is None
     with SampleStore(str(out / "samples.h5")) as store:
         assert store.ids == list(adata.var_names) and store.sample_shape == (32, 32, 1)
         penk = store.read([store.ids.index("Penk")])
-    np.testing.assert_allclose(spatial.pixels_to_spots(penk, index)[0], adata.X[:, adata.var_names.get_loc("Penk")])
+    np.testing.assert_allclose(grid.pixels_to_spots(penk, index)[0], adata.X[:, adata.var_names.get_loc("Penk")])
 
 
 def test_alignment_and_image_errors(tmp_path):
     bad = tmp_path / "t.txt"
     bad.write_text("1 0 0 0 1 0 0 0\n")
     with pytest.raises(InputDataError, match="t.txt: the alignment matrix must be 9 numbers .*found 8"):
-        spatial.read_transformation(bad)
+        st_counts.read_transformation(bad)
     bad.write_text("a b c d e f g h i")
     with pytest.raises(InputDataError, match="must be 9 numbers, found 'a b c"):
-        spatial.read_transformation(bad)
+        st_counts.read_transformation(bad)
     (tmp_path / "he.jpg").write_bytes(b"not an image")
     with pytest.raises(InputDataError, match="he.jpg: cannot read the image"):
-        spatial.read_image(tmp_path / "he.jpg")
+        st_counts.read_image(tmp_path / "he.jpg")
     counts = pd.DataFrame([[1, 2]], index=["1x1"], columns=["A", "B"])
     with pytest.raises(InputDataError, match="needs the alignment matrix"):
         spatial.counts_to_anndata(counts, image=np.zeros((4, 4, 3), np.uint8))
@@ -281,7 +281,7 @@ def test_an_existing_visium_anndata_is_accepted(tmp_path):
                     grid_size="auto",
                     validation_fraction=0.0, seed=0, h5ad=str(path), options={"region_key": "cluster"},
                     multiple=8)
-    index, regions = spatial.read_grid(out / "g.h5")
+    index, regions = grid.read_grid(out / "g.h5")
     assert index.shape == (16, 16) and np.ptp(index.col) == 9  # 20 hexagonal columns -> 10 pixels
     assert regions == list(np.where(inner, "inner", "outer"))
     with SampleStore(str(out / "s.h5")) as store:

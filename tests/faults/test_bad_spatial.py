@@ -323,7 +323,7 @@ def test_a_grid_beyond_max_grid_without_outliers_and_an_explicit_grid_size_beyon
 
 
 def test_negative_array_positions_give_the_same_grid(st, tmp_path):
-    from concept_saliency.data.spatial import read_grid
+    from concept_saliency.data.grid import read_grid
 
     index, _ = read_grid(prepare(st) / "grid.h5")
     lines = st["counts"].read_text().splitlines()
@@ -371,7 +371,7 @@ def test_a_spot_annotated_twice_with_two_regions(st, real_counts):
 
 
 def test_a_spot_annotated_twice_with_one_region_and_unmatched_spots(st, real_counts, tmp_path):
-    from concept_saliency.data.spatial import read_grid
+    from concept_saliency.data.grid import read_grid
 
     spots = list(real_counts.index)
     rows = [f"{s}\t{'A' if k % 2 else 'B'}" for k, s in enumerate(spots[:100])]
@@ -510,7 +510,7 @@ def test_a_users_anndata_decoded_faithfully(st, real_counts):
     (unannotated, not a region 'nan'), a library without images, genes named twice summed."""
     import anndata as ad
 
-    from concept_saliency.data.spatial import read_grid
+    from concept_saliency.data.grid import read_grid
 
     gene, other = real_counts.columns[2], real_counts.columns[9]
     reference = user_anndata(real_counts, st["raw"] / "reference.h5ad")

@@ -11,7 +11,7 @@ import pandas as pd
 from ..artifacts import write_tsv
 from ..concept_vectors import read_concepts
 from ..data.samples import SampleStore
-from ..data.spatial import read_grid
+from ..data.grid import read_grid
 from ..evaluation import evaluation_table, random_relevance, randomisation_check, score_curves
 from ..model import latent_model, load_model
 from ..rendering import plot_evaluation

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..artifacts import open_h5, write_tsv
 from ..concept_vectors import read_concepts
-from ..data.spatial import pixels_to_spots, read_grid
+from ..data.grid import pixels_to_spots, read_grid
 from ..errors import UserError
 from ..evaluation import feature_relevance, localisation, random_relevance, summarise
 from ..rendering import plot_groundtruth

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from ..data import spatial
+from ..data import spatial, st_counts
+from ..data.grid import MAX_GRID, genes_to_images, grid_index, write_grid
 from ..data.samples import assign_split, write_samples
 from ..presets import get_preset
 
@@ -31,19 +32,19 @@ def prepare_spatial(*, samples: str, anndata: str, grid: str, normalisation: dic
     options = dict(options or {})
     if multiple is None:
         multiple = max([8, *(get_preset(p).downsampling for p in presets)])
-    max_grid = spatial.MAX_GRID if max_grid is None else int(max_grid)
+    max_grid = MAX_GRID if max_grid is None else int(max_grid)
     duplicate_genes = normalisation.get("duplicate_genes", "refuse")
     if h5ad:
         adata = spatial.read_user_anndata(h5ad, options.get("counts_layer"), options.get("region_key"),
                                           options.get("library_id"), duplicate_genes)
     else:
-        raw = spatial.read_st_counts(counts, duplicate_genes)
-        matrix = spatial.read_transformation(transformation) if transformation else None
-        picture = spatial.read_image(image) if image else None
+        raw = st_counts.read_st_counts(counts, duplicate_genes)
+        matrix = st_counts.read_transformation(transformation) if transformation else None
+        picture = st_counts.read_image(image) if image else None
         adata = spatial.counts_to_anndata(raw, library_id, matrix, picture)
         log.info("read %d spots x %d genes from %s", *raw.shape, counts)
     if annotation:
-        adata.obs["region"] = spatial.read_spot_annotation(annotation, list(adata.obs_names))
+        adata.obs["region"] = st_counts.read_spot_annotation(annotation, list(adata.obs_names))
         adata.uns["csm_region_key"] = "region"
     adata, removed = spatial.normalise(adata, normalisation.get("method", "scale"),
                                        int(normalisation.get("min_spots", 1)),
@@ -51,10 +52,10 @@ def prepare_spatial(*, samples: str, anndata: str, grid: str, normalisation: dic
                                        source=str(h5ad or counts))
     key = adata.uns.get("csm_region_key")
     regions = spatial.region_labels(adata.obs[key]) if key else None
-    index = spatial.grid_index(adata, grid_size, multiple, max_grid=max_grid, source=str(h5ad or counts))
-    images = spatial.genes_to_images(adata, index)
+    index = grid_index(adata, grid_size, multiple, max_grid=max_grid, source=str(h5ad or counts))
+    images = genes_to_images(adata, index)
     spatial.write_anndata(adata, anndata)
-    spatial.write_grid(grid, index, regions)
+    write_grid(grid, index, regions)
     write_samples(samples, images, list(adata.var_names),
                   assign_split(adata.n_vars, validation_fraction, seed),
                   attrs={"source": str(h5ad or counts), "kind": "spatial-genes"})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.samples import SampleStore
-from ..data.spatial import pixels_to_spots, read_anndata, read_grid
+from ..data.grid import pixels_to_spots, read_grid
+from ..data.spatial import read_anndata
 from ..rendering import plot_image_maps, plot_spatial_maps
 from ..rendering_spatial import plot_concept_on_tissue
 from ..saliency_maps import read_maps

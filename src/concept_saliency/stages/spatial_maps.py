@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ..concept_vectors import read_concepts
-from ..data.spatial import map_key, pixels_to_spots, read_anndata, read_grid, write_anndata
+from ..data.grid import pixels_to_spots, read_grid
+from ..data.spatial import map_key, read_anndata, write_anndata
 from ..encoding import read_latents
 from ..errors import ArtifactError
 from ..model import load_model
