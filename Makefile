@@ -4,18 +4,20 @@
 PYTHON ?= python3
 VENV   ?= .venv
 CORES  ?= all
-# cpu: tensorflow-cpu (default). On a GPU machine: make demo EXTRAS=gpu (or jax-gpu with backend: jax)
-EXTRAS ?= cpu
+# The Keras backend: tensorflow (default; tensorflow-cpu on Linux x86_64), or jax. On a GPU
+# machine: make demo EXTRAS=gpu (or jax-gpu, with backend: jax in the config)
+EXTRAS ?= tensorflow
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test report lint clean help bench
+.PHONY: demo test report lint clean help bench platforms
 
 help:
 	@echo "make demo   run the built-in demo and build results/report.html"
 	@echo "make test   run the test suite (what CI runs)"
 	@echo "make lint   snakemake --lint and snakefmt --check"
 	@echo "make bench  CPU benchmarks: training step vs PyTorch, the GPU script's --quick check (a few minutes)"
+	@echo "make platforms  check that the package resolves on Linux x86_64/aarch64 and macOS, Python 3.11-3.14"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed, found " + sys.version.split()[0]'
@@ -23,7 +25,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --disable-pip-version-check --quiet --upgrade pip
 
 $(VENV)/.ready-$(EXTRAS): $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) --quiet -e '.[$(EXTRAS)]'
+	$(PIP) --quiet -e '.[$(EXTRAS),workflow]'
 	touch $@
 
 $(VENV)/.ready-test: $(VENV)/.ready-$(EXTRAS)
@@ -54,6 +56,10 @@ clean:
 # CPU benchmarks (not tests). torch, captum: install beside the environment, never into it:
 #   python -m pip install --target /tmp/bench-extras -r benchmarks/requirements.txt
 BENCH_PATH ?= /tmp/bench-extras
+platforms: $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet uv
+	$(BIN)/python tools/resolve_platforms.py
+
 bench: $(VENV)/.ready-$(EXTRAS)
 	PYTHONPATH=src:$(BENCH_PATH) $(BIN)/python benchmarks/train_cpu.py
 	PYTHONPATH=src:$(BENCH_PATH) $(BIN)/python benchmarks/device/run.py --quick --out build/bench-quick
