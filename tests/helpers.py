@@ -132,9 +132,9 @@ def user_error(*must_contain: str, error: type[BaseException] = UserError):
         assert part.lower() in message.lower(), f"{part!r} not in {message!r}"
 
 
-#: What may stay after a failure: logs, the training checkpoint (resumable on purpose) and a
-#: download's .part (resumed by the next run).
-_NO_PROVENANCE_NEEDED = re.compile(r"(^|/)(logs|checkpoint)/|\.log$")
+#: What needs no provenance record: logs, Snakemake's per-job benchmark tables, the training
+#: checkpoint (resumable on purpose); and a download's .part may stay (resumed by the next run).
+_NO_PROVENANCE_NEEDED = re.compile(r"(^|/)(logs|benchmarks|checkpoint)/|\.log$")
 _PARTIAL = re.compile(r"\.tmp[-.]|\.tmp$|\.part$|\.partial$|\.incomplete$")
 
 

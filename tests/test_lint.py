@@ -74,3 +74,34 @@ def test_slurm_profile_packs_the_fan_out_into_a_few_dozen_cluster_jobs(celeba_al
     assert render_groups == 4, render_groups  # 40 figures, 10 per cluster job
     cluster_jobs = sum(jobs.values()) - jobs["render"] + render_groups - jobs["all"]  # 'all' is local
     assert cluster_jobs <= 30, (cluster_jobs, jobs)
+
+
+def test_the_conda_environments_pin_what_the_tests_run_with():
+    """envs/*.yaml (one per backend; the rules pick by the config's backend) pin the versions of
+    constraints.txt; the JAX one has JAX instead of TensorFlow."""
+    pins = dict(line.split("==") for line in (REPO / "constraints.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    pins = {k.lower(): v for k, v in pins.items()}
+    for name, backend, absent in (("concept-saliency.yaml", "tensorflow-cpu", "jax"),
+                                  ("concept-saliency-jax.yaml", "jax", "tensorflow-cpu")):
+        env = yaml.safe_load((REPO / "envs" / name).read_text())
+        pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+        listed = dict(p.lower().split("==") for p in pip)
+        assert backend in listed and absent not in listed, name
+        assert {k: v for k, v in listed.items() if k in pins} == {k: pins[k] for k in listed if k in pins}
+        assert set(listed) - set(pins) == set(), (name, set(listed) - set(pins))
+    import re
+
+    rules = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    envs = re.findall(r"conda:\n\s+(\S+)", rules)
+    assert len(envs) >= 15 and set(envs) == {"CONDA_ENV"}, envs
+
+
+def test_a_config_value_on_the_command_line_merges_into_the_config(tmp_path):
+    """`--config key=value` changes one key of the config in use (the demo here); it does not
+    replace the whole config."""
+    from workflow_run import copy_workflow, planned_jobs
+
+    work = copy_workflow(tmp_path / "wf")
+    jobs = planned_jobs(work, "--config", "backend=jax")
+    assert jobs.get("generate_shapes") == 1 and jobs.get("generate_tissue") == 1, jobs

@@ -194,7 +194,8 @@ def test_prepared_anndata_has_scanpy_layout_and_scanpy_draws_it_on_the_image(mob
     plt.close("all")
     assert (tmp_path / "penk.png").stat().st_size > 10_000
     # our concept figure draws on the same image: its pink and purple show in the panels
-    from concept_saliency.rendering_spatial import plot_concept_on_tissue, tissue_layout
+    from concept_saliency.plotting import save_figure
+    from concept_saliency.plotting_spatial import plot_concept_on_tissue, tissue_layout
 
     coords, image, diameter = tissue_layout(adata)
     np.testing.assert_allclose(coords, adata.obsm["spatial"] * 0.5)
@@ -205,7 +206,7 @@ def test_prepared_anndata_has_scanpy_layout_and_scanpy_draws_it_on_the_image(mob
     adata.obsm["csm_c_vanilla_gradient"] = pd.DataFrame(np.ones((adata.n_obs, 2)), adata.obs_names, genes)
     adata.uns["csm_concepts"] = {"c": {"kind": "gene_set", "members": genes, "explained": genes,
                                        "methods": ["vanilla_gradient"]}}
-    plot_concept_on_tissue(adata, "c", tmp_path / "c.png")
+    save_figure(plot_concept_on_tissue(adata, "c"), tmp_path / "c.png")
     png = np.asarray(Image.open(tmp_path / "c.png").convert("RGB")).reshape(-1, 3).astype(int)
     for colour in ((230, 180, 200), (120, 40, 110)):  # drawn at alpha 0.9 on white
         shown = 0.9 * np.asarray(colour) + 0.1 * 255

@@ -37,6 +37,40 @@ def use_backend(name: str, threads: int | None = None) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
+#: the extra of this package that installs each backend
+EXTRAS = {"tensorflow": "tensorflow", "jax": "jax"}
+
+
+def require_keras_backend() -> None:
+    """Before the first ``import keras``: the backend Keras will use must be installed, else one
+    clear error saying which extra of this package installs it (a plain ``pip install
+    concept-saliency`` installs none)."""
+    import importlib.util
+
+    if "keras" in sys.modules:
+        return
+    name = os.environ.get("KERAS_BACKEND") or _configured_backend() or "tensorflow"
+    if name in EXTRAS and importlib.util.find_spec(name) is None:
+        other = next(b for b in EXTRAS if b != name)
+        hint = (f" ({other} is installed: set KERAS_BACKEND={other})"
+                if importlib.util.find_spec(other) is not None else "")
+        raise ImportError(
+            f"Keras' backend '{name}' is not installed: pip install 'concept-saliency[{EXTRAS[name]}]', "
+            f"or 'concept-saliency[{EXTRAS[other]}]' and set KERAS_BACKEND={other}{hint}")
+
+
+def _configured_backend() -> str | None:
+    """The backend of Keras' own config file (``~/.keras/keras.json``), if any."""
+    import json
+    from pathlib import Path
+
+    path = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+    try:
+        return json.loads(path.read_text()).get("backend")
+    except (OSError, ValueError):
+        return None
+
+
 def backend_name() -> str:
     if "keras" in sys.modules:
         return sys.modules["keras"].backend.backend()

@@ -71,6 +71,33 @@ def attribute_vector(z: np.ndarray, positive: np.ndarray, num_samples: int | Non
     return vector.astype(np.float32), {"n_positive": len(pos), "n_negative": len(neg)}
 
 
+def concept_from_labels(z: np.ndarray, labels, num_samples: int | None = None, seed: int = 0,
+                        allow_fewer: bool = False, name: str = "concept") -> np.ndarray:
+    """The concept vector of a binary attribute: mean latent of the samples with it (``labels``
+    true, or 1) minus the mean of those without, over ``num_samples`` of each (all if None).
+
+    ``z``: ``(N, D)`` latents (e.g. :func:`concept_saliency.encoding.latents`). Refused
+    (:class:`ConfigError`): no samples with or without, or fewer than ``num_samples`` unless
+    ``allow_fewer``.
+    """
+    labels = np.asarray(labels)
+    positive = labels > 0 if labels.dtype.kind in "iuf" else labels.astype(bool)
+    vector, _ = attribute_vector(np.asarray(z), positive, num_samples, np.random.default_rng(seed), name,
+                                 allow_fewer)
+    return vector
+
+
+def concept_from_group(z: np.ndarray, members, subtract_rest: bool = False) -> np.ndarray:
+    """The concept vector of a group of samples: their mean latent (minus the mean of all the
+    others with ``subtract_rest``). ``members``: a boolean mask or indices of samples."""
+    members = np.asarray(members)
+    if members.dtype != bool:
+        mask = np.zeros(len(z), dtype=bool)
+        mask[members.astype(np.int64)] = True
+        members = mask
+    return group_vector(np.asarray(z), members, subtract_rest)
+
+
 def group_vector(z: np.ndarray, members: np.ndarray, subtract_rest: bool = False) -> np.ndarray:
     """Mean latent of the group (minus the mean of all other samples if asked)."""
     members = np.asarray(members, dtype=bool)

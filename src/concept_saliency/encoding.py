@@ -32,6 +32,25 @@ def encode_store(latent, store: SampleStore, batch_size: int = 256) -> np.ndarra
     return out
 
 
+def latents(encoder, x, *, latent_output: str | int | None = None, batch_size: int = 256,
+            progress: bool = False) -> np.ndarray:
+    """``(N, D)`` deterministic latent means of the samples ``x`` (``(N, ...)``, as the encoder takes
+    them) in batches; ``latent_output`` names the latent where the encoder has several outputs
+    (``z_mean`` by default). ``progress``: a progress bar (in a notebook, tqdm's widget)."""
+    from .model import latent_model
+    from .progress import progress_bar
+
+    model = latent_model(encoder, latent_output)
+    x = np.asarray(x)
+    out = np.empty((len(x), int(model.outputs[0].shape[-1])), dtype=np.float32)
+    with progress_bar(len(x), "encoding", "samples", enabled=progress) as bar:
+        for start in range(0, len(x), batch_size):
+            block = x[start:start + batch_size].astype(np.dtype(model.inputs[0].dtype), copy=False)
+            out[start:start + len(block)] = np.asarray(model.predict_on_batch(block), dtype=np.float32)
+            bar.update(len(block))
+    return out
+
+
 def write_latents(path, z: np.ndarray, ids, split) -> None:
     import h5py
 

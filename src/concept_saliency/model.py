@@ -23,11 +23,15 @@ from __future__ import annotations
 import contextlib
 import weakref
 
-import keras
-from keras import layers, ops
+from .backend import require_keras_backend
 
-from .errors import ConfigError
-from .presets import (  # noqa: F401 (re-exported: the presets are part of the model's API)
+require_keras_backend()
+
+import keras  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+from .errors import ConfigError  # noqa: E402
+from .presets import (  # noqa: E402, F401 (re-exported: the presets are part of the model's API)
     LAYOUTS,
     PRESETS,
     ArchitecturePreset,

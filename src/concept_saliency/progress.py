@@ -1,11 +1,15 @@
-"""Progress lines for long stages: ``<what> <done>/<total> (<pct>) <rate> <unit>/s ETA <t>``.
+"""How far a long computation is.
 
-Stages log one line at most every ``every`` seconds (and always the last one), so a log file
-followed with ``tail -f`` shows how far a job is without flooding Snakemake's own output.
+Workflow stages log ``<what> <done>/<total> (<pct>) <rate> <unit>/s ETA <t>`` at most every
+``every`` seconds (:class:`Progress`; always the last one), so a log file followed with
+``tail -f`` shows how far a job is without flooding Snakemake's own output. Library calls
+made from a notebook or a terminal take ``progress=True`` and show a bar
+(:func:`progress_bar`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -17,6 +21,25 @@ def format_duration(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, what: str, unit: str = "it", enabled: bool = True):
+    """A progress bar for long library calls (``progress=True``): tqdm's, which is a widget in
+    Jupyter and a text bar in a terminal; nothing when ``enabled`` is false. Yields an object
+    with ``update(n)``."""
+    if not enabled:
+        yield _NoBar()
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc=what, unit=unit) as bar:
+        yield bar
 
 
 class Progress:

@@ -101,7 +101,7 @@ def test_every_stage_declares_the_modules_it_ran(demo):
     ("encoding.py", {"encode", "concepts", "spatial_maps"}, {"train", "prepare_images"}),
     ("data/spatial.py", {"prepare_spatial", "concepts"}, {"prepare_images"}),
     # figure code never retrains a model
-    ("rendering.py", {"plot_loss", "render"}, {"train", "encode"}),
+    ("plotting.py", {"plot_loss", "plot_scores", "render"}, {"train", "encode", "concepts"}),
 ])
 def test_editing_a_module_reruns_exactly_the_stages_that_use_it(demo, module, reruns, keeps):
     path = demo / "src" / "concept_saliency" / module

@@ -13,10 +13,12 @@ rule crop_pack:
         report=f"{R}/{{dataset}}/data/crop_pack_report.txt",
     log:
         f"{R}/{{dataset}}/logs/crop_pack.log",
+    benchmark:
+        f"{R}/{{dataset}}/benchmarks/crop_pack.tsv"
     wildcard_constraints:
         dataset=_alternatives(CELEBA_DATASETS),
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     threads: config["threads"]["crop_pack"]
     resources:
         mem_mb=2000,
@@ -52,7 +54,7 @@ rule summary_figure:
     log:
         f"{R}/{{dataset}}/{{model}}/logs/summary_figure.log",
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     params:
         rank=lambda wc: dataset(wc)["explain"]["summary_rank"],
         top_k=lambda wc: dataset(wc)["explain"]["top_k"],

@@ -34,6 +34,16 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 R = config["results"]
+# The conda environment the rules run in with --sdm conda (for backend jax, the JAX one)
+CONDA_ENV = os.path.join(
+    workflow.basedir,
+    "envs",
+    (
+        "concept-saliency-jax.yaml"
+        if config["backend"] == "jax"
+        else "concept-saliency.yaml"
+    ),
+)
 DATASETS = config["datasets"]
 IMAGE_DATASETS = [d for d, c in DATASETS.items() if c["type"] == "images"]
 SPATIAL_DATASETS = [d for d, c in DATASETS.items() if c["type"] == "spatial"]

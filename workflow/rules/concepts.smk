@@ -24,7 +24,7 @@ rule concepts:
     log:
         f"{R}/{{dataset}}/{{model}}/logs/concepts.log",
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     params:
         spec=lambda wc: canonical(dataset(wc)["concepts"]),
         top_k=lambda wc: dataset(wc)["explain"]["top_k"],
@@ -55,6 +55,6 @@ rule plot_scores:
     log:
         f"{R}/{{dataset}}/{{model}}/logs/plot_scores.log",
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     script:
         "../scripts/plot_scores.py"

@@ -12,7 +12,7 @@ rule generate_shapes:
     log:
         f"{R}/{{dataset}}/logs/generate_shapes.log",
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     params:
         n_samples=lambda wc: dataset(wc)["source"]["synthetic_shapes"]["n_samples"],
         image_size=lambda wc: dataset(wc)["source"]["synthetic_shapes"]["image_size"],
@@ -32,7 +32,7 @@ rule generate_tissue:
     log:
         f"{R}/{{dataset}}/logs/generate_tissue.log",
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     params:
         n_layers=lambda wc: dataset(wc)["source"]["synthetic_tissue"]["n_layers"],
         genes_per_layer=lambda wc: dataset(wc)["source"]["synthetic_tissue"][

@@ -11,7 +11,7 @@ rule download:
         dataset=_alternatives(sorted(DOWNLOADS)),
         path=_alternatives(sorted({p for files in DOWNLOADS.values() for p in files})),
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     params:
         url=lambda wc: download_of(wc).url,
         checksum=lambda wc: download_of(wc).checksum,

@@ -10,8 +10,10 @@ rule encode:
         latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
     log:
         f"{R}/{{dataset}}/{{model}}/logs/encode.log",
+    benchmark:
+        f"{R}/{{dataset}}/{{model}}/benchmarks/encode.tsv"
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     threads: 1
     params:
         batch_size=256,

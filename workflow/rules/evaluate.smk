@@ -33,8 +33,10 @@ rule evaluate:
         ),
     log:
         f"{R}/{{dataset}}/{{model}}/logs/evaluate.log",
+    benchmark:
+        f"{R}/{{dataset}}/{{model}}/benchmarks/evaluate.tsv"
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     threads: config["threads"]["saliency"]
     resources:
         mem_mb=4000,

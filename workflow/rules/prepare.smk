@@ -9,10 +9,12 @@ rule prepare_images:
         samples=f"{R}/{{dataset}}/data/samples.h5",
     log:
         f"{R}/{{dataset}}/logs/prepare.log",
+    benchmark:
+        f"{R}/{{dataset}}/benchmarks/prepare_images.tsv"
     wildcard_constraints:
         dataset=_alternatives([d for d in IMAGE_DATASETS if d not in CELEBA_DATASETS]),
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     params:
         image_size=lambda wc: dataset(wc)["image_size"],
         validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
@@ -33,10 +35,12 @@ rule prepare_spatial:
         grid=f"{R}/{{dataset}}/data/grid.h5",
     log:
         f"{R}/{{dataset}}/logs/prepare.log",
+    benchmark:
+        f"{R}/{{dataset}}/benchmarks/prepare_spatial.tsv"
     wildcard_constraints:
         dataset=_alternatives(SPATIAL_DATASETS),
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     params:
         normalisation=lambda wc: canonical(dataset(wc)["normalisation"]),
         grid_size=lambda wc: dataset(wc)["grid_size"],

@@ -27,7 +27,7 @@ rule render:
     group:
         "render"
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     script:
         "../scripts/render.py"
 
@@ -57,7 +57,7 @@ rule evaluate_groundtruth:
     log:
         f"{R}/{{dataset}}/{{model}}/logs/evaluate_groundtruth.log",
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     params:
         seed=config["seed"],
     script:

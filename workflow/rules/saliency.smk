@@ -11,8 +11,10 @@ rule saliency:
         maps=f"{R}/{{dataset}}/{{model}}/saliency/{{method}}.h5",
     log:
         f"{R}/{{dataset}}/{{model}}/logs/saliency_{{method}}.log",
+    benchmark:
+        f"{R}/{{dataset}}/{{model}}/benchmarks/saliency_{{method}}.tsv"
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     threads: config["threads"]["saliency"]
     resources:
         mem_mb=4000,

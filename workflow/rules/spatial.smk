@@ -17,7 +17,7 @@ rule spatial_maps:
     wildcard_constraints:
         dataset=_alternatives(SPATIAL_DATASETS),
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     threads: 1
     script:
         "../scripts/spatial_maps.py"

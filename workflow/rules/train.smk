@@ -11,8 +11,10 @@ rule train:
         history=f"{R}/{{dataset}}/{{model}}/model/history.csv",
     log:
         f"{R}/{{dataset}}/{{model}}/logs/train.log",
+    benchmark:
+        f"{R}/{{dataset}}/{{model}}/benchmarks/train.tsv"
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     threads: config["threads"]["train"]
     resources:
         mem_mb=4000,
@@ -44,7 +46,7 @@ rule plot_loss:
     log:
         f"{R}/{{dataset}}/{{model}}/logs/plot_loss.log",
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     params:
         title=lambda wc: f"{model_cfg(wc)['preset']}: {wc.dataset}",
     script:
@@ -65,7 +67,7 @@ rule import_encoder:
     log:
         f"{R}/{{dataset}}/{{model}}/logs/import_encoder.log",
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     params:
         latent_output=lambda wc: model_cfg(wc).get("latent_output"),
         key=lambda wc: f"datasets.{wc.dataset}.models.{wc.model}.keras_file",

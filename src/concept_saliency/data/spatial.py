@@ -375,6 +375,12 @@ def normalise(adata, method: str = "scale", min_spots: int = 1, min_counts: int 
     return adata, removed
 
 
+def read_spatial_maps(path: str | os.PathLike):
+    """The ``maps.h5ad`` of the workflow's spatial_maps stage (format-checked): the prepared
+    AnnData with every concept's maps on the spots (``obs["csm_<concept>_<method>"]``, ...)."""
+    return read_anndata(path, fmt="csm.spatial-maps")
+
+
 def normalisation_note(adata) -> str:
     """``" (left after the normalisation removed 3271 genes detected in fewer than 10 spots ...)"``
     from a prepared AnnData's record, for messages about gene counts; ``""`` when none were removed."""

@@ -14,7 +14,7 @@ from ..data.samples import SampleStore
 from ..data.grid import read_grid
 from ..evaluation import evaluation_table, random_relevance, randomisation_check, score_curves
 from ..model import latent_model, load_model
-from ..rendering import plot_evaluation
+from ..plotting import plot_evaluation, save_figure
 from ..saliency import get_method
 from ..saliency.autodiff import ScoreGradient
 from ..saliency_maps import read_maps
@@ -92,8 +92,9 @@ def evaluate(*, samples: str, encoder: str, concepts: str, maps: list, summary: 
     write_tsv(table, summary)
     write_tsv(rand_table, randomisation)
     write_tsv(curve_table, curves)
-    plot_evaluation(rand_table, curve_table, figure, randomisation_threshold,
-                    title="saliency methods: randomisation check, deletion and insertion")
+    save_figure(plot_evaluation(rand_table, curve_table, randomisation_threshold,
+                                title="saliency methods: randomisation check, deletion and insertion"),
+                figure)
     for _, r in table.iterrows():
         log.info("%-22s deletion AUC %.3f  insertion AUC %.3f  randomised rank corr %s",
                  r["method"], r["deletion_auc"], r["insertion_auc"],

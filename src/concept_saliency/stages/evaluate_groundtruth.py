@@ -12,7 +12,7 @@ from ..concept_vectors import read_concepts
 from ..data.grid import pixels_to_spots, read_grid
 from ..errors import UserError
 from ..evaluation import feature_relevance, localisation, random_relevance, summarise
-from ..rendering import plot_groundtruth
+from ..plotting import plot_groundtruth, save_figure
 from ..saliency_maps import read_maps
 
 log = logging.getLogger("concept_saliency")
@@ -74,6 +74,6 @@ def evaluate_groundtruth(*, concepts: str, maps: list, table: str, per_sample: s
     summary = summarise(detail)
     write_tsv(summary, table)
     write_tsv(detail, per_sample)
-    plot_groundtruth(summary, figure, title="saliency inside the known concept region")
+    save_figure(plot_groundtruth(summary, title="saliency inside the known concept region"), figure)
     for _, r in summary.iterrows():
         log.info("%-22s mass inside %.3f  AUROC %.3f", r["method"], r["mass_inside"], r["auroc"])

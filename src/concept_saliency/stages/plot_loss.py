@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 
 from ..artifacts import check_provenance_format
-from ..rendering import plot_history
+from ..plotting import plot_history, save_figure
 
 
 def plot_loss(*, history: str, figure: str, title: str = "") -> None:
     """Training and validation loss per epoch, from ``history.csv`` of the train stage."""
     check_provenance_format(history, "csm.history")
-    plot_history(pd.read_csv(history), figure, title=title)
+    save_figure(plot_history(pd.read_csv(history), title=title), figure)

@@ -9,7 +9,7 @@ from ..artifacts import check_provenance_format
 from ..concept_vectors import evaluated_on, read_concepts
 from ..data.samples import VALIDATION
 from ..encoding import read_latents
-from ..rendering import plot_score_histograms
+from ..plotting import plot_score_histograms, save_figure
 
 
 def plot_scores(*, concepts: str, latents: str, separation: str, figure: str) -> None:
@@ -22,6 +22,7 @@ def plot_scores(*, concepts: str, latents: str, separation: str, figure: str) ->
         held_out = np.ones_like(held_out)
     auroc = pd.read_csv(separation, sep="\t").set_index("concept")["auroc"]
     subsets = [evaluated_on(kind, held_out) for kind in cs.kinds]
-    plot_score_histograms([cs.scores[m, k] for k, m in enumerate(subsets)],
-                          [cs.positives[k][m] for k, m in enumerate(subsets)], cs.names,
-                          [auroc[n] for n in cs.names], figure, title="concept scores: with vs without")
+    fig = plot_score_histograms([cs.scores[m, k] for k, m in enumerate(subsets)],
+                                [cs.positives[k][m] for k, m in enumerate(subsets)], cs.names,
+                                [auroc[n] for n in cs.names], title="concept scores: with vs without")
+    save_figure(fig, figure)

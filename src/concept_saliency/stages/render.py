@@ -7,8 +7,8 @@ import numpy as np
 from ..data.samples import SampleStore
 from ..data.grid import pixels_to_spots, read_grid
 from ..data.spatial import read_anndata
-from ..rendering import plot_image_maps, plot_spatial_maps
-from ..rendering_spatial import plot_concept_on_tissue
+from ..plotting import plot_image_maps, plot_spatial_maps, save_figure
+from ..plotting_spatial import plot_concept_on_tissue
 from ..saliency_maps import read_maps
 
 
@@ -21,7 +21,8 @@ def render(*, samples: str, maps: list, figure: str, concept: str, grid: str | N
     there is one. With only the spot ``grid``: the maps on the spots' positions.
     """
     if spatial_maps:
-        plot_concept_on_tissue(read_anndata(spatial_maps, fmt="csm.spatial-maps"), concept, figure)
+        save_figure(plot_concept_on_tissue(read_anndata(spatial_maps, fmt="csm.spatial-maps"), concept),
+                    figure)
         return
     per_method, indices = {}, None
     for path in maps:
@@ -35,8 +36,9 @@ def render(*, samples: str, maps: list, figure: str, concept: str, grid: str | N
     if grid:
         index, _ = read_grid(grid)
         coords = np.stack([index.col, index.row], axis=1).astype(float)
-        plot_spatial_maps(pixels_to_spots(x, index),
-                          {m: pixels_to_spots(v, index) for m, v in per_method.items()},
-                          coords, ids, figure, title)
+        fig = plot_spatial_maps(pixels_to_spots(x, index),
+                                {m: pixels_to_spots(v, index) for m, v in per_method.items()},
+                                coords, ids, title)
     else:
-        plot_image_maps(x, per_method, ids, figure, title)
+        fig = plot_image_maps(x, per_method, ids, title)
+    save_figure(fig, figure)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..concept_vectors import read_concepts
 from ..data.samples import SampleStore
-from ..rendering import plot_concept_grid
+from ..plotting import plot_concept_grid, save_figure
 from ..saliency_maps import read_maps
 
 log = logging.getLogger("concept_saliency")
@@ -31,6 +31,7 @@ def summary_figure(*, samples: str, concepts: str, maps: list, figure: str, rank
             per_method.setdefault(r["method"], []).append(r["maps"][j])
     with SampleStore(samples) as store:
         x = store.read(np.asarray(rows))
-    plot_concept_grid(x, {m: np.stack(v) for m, v in per_method.items()}, labels, figure,
-                      title=f"concept saliency maps: {len(cs.names)} concepts x {len(per_method)} methods")
+    fig = plot_concept_grid(x, {m: np.stack(v) for m, v in per_method.items()}, labels,
+                            title=f"concept saliency maps: {len(cs.names)} concepts x {len(per_method)} methods")
+    save_figure(fig, figure, dpi=90)
     log.info("summary of %d concepts x %d methods", len(cs.names), len(per_method))

@@ -1,21 +1,23 @@
-"""Figures on tissue: concept maps drawn on the H&E image, or on the spot positions.
+"""Figures on tissue: values and concept maps drawn on the H&E image, or on the spot positions.
 
-:func:`plot_concept_on_tissue` draws the paper's figure for one concept from
-the ``maps.h5ad`` of the spatial_maps stage: the decoded concept vector and the
-mean concept map of every method (first row), then for each example gene its
-expression and its concept map for every method. Spots are drawn as discs of
-their real diameter (``uns["spatial"][library]["scalefactors"]``), on the
-``hires`` image when there is one. Every panel has a colour bar; maps use a
-diverging colour map centred on zero, clipped to the 0.5 and 99.5 percentiles.
+:func:`plot_tissue` draws one value per spot (a gene, a concept map: a column of ``obs``
+or an array) on the AnnData's tissue. :func:`plot_concept_on_tissue` draws the paper's
+figure for one concept from the ``maps.h5ad`` of the spatial_maps stage: the decoded
+concept vector and the mean concept map of every method (first row), then for each
+example gene its expression and its concept map for every method. Spots are drawn as
+discs of their real diameter (``uns["spatial"][library]["scalefactors"]``), on the
+``hires`` image when there is one. Every panel has a colour bar; maps use a diverging
+colour map centred on zero, clipped to the 0.5 and 99.5 percentiles. Functions return a
+:class:`matplotlib.figure.Figure`; nothing is saved unless asked.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+from matplotlib.figure import Figure
 
-from .rendering import CLIP, plt, save_figure
+from .data.spatial import map_key
+from .plotting import CLIP, new_figure
 
 
 def tissue_layout(adata):
@@ -67,18 +69,57 @@ def _clipped(values):
     return np.clip(v, lo, hi), lim
 
 
-def plot_concept_on_tissue(adata, concept: str, path: str | os.PathLike, title: str = "") -> None:
-    """The figure of one concept: decoded vector, mean maps, then example genes and their maps."""
-    from .data.spatial import map_key
+def _values(adata, values) -> np.ndarray:
+    """One value per spot: an ``obs`` column, a gene (``var_names``: its normalised ``X``), or an array."""
+    if isinstance(values, str):
+        if values in adata.obs:
+            return np.asarray(adata.obs[values], dtype=np.float64)
+        if values in adata.var_names:
+            column = adata[:, values].X
+            return np.asarray(column.toarray() if hasattr(column, "toarray") else column,
+                              dtype=np.float64).ravel()
+        raise KeyError(f"{values!r} is neither an obs column nor a gene of the AnnData")
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if len(values) != adata.n_obs:
+        raise ValueError(f"{len(values)} values for {adata.n_obs} spots")
+    return values
 
+
+def plot_tissue(adata, values, *, diverging: bool | None = None, title: str | None = None,
+                size: float = 4.0, ax=None) -> Figure:
+    """``values`` (an ``obs`` column such as ``"csm_penk_vanilla_gradient"``, a gene, or one
+    number per spot) on the tissue: spots as discs of their real size, on the H&E image when
+    the AnnData has one. ``diverging`` (default: for concept maps, the ``csm_*`` columns other
+    than ``*_decoded``): a colour map centred on zero, clipped at the 0.5 and 99.5 percentiles.
+    Draws into ``ax`` when given; returns the figure."""
+    v = _values(adata, values)
+    if diverging is None:
+        diverging = isinstance(values, str) and values.startswith("csm_") and not values.endswith("_decoded")
+    coords, image, diameter = tissue_layout(adata)
+    if ax is None:
+        fig = new_figure(size * 1.2, size)
+        ax = fig.subplots()
+    if diverging:
+        clipped, lim = _clipped(v)
+        discs = draw_spots(ax, coords, clipped, diameter, image, "bwr", -lim, lim)
+    else:
+        discs = draw_spots(ax, coords, v, diameter, image, "viridis")
+    cbar = ax.figure.colorbar(discs, ax=ax, fraction=0.046, pad=0.02)
+    cbar.ax.tick_params(labelsize=6)
+    ax.set_title(title if title is not None else (values if isinstance(values, str) else ""), fontsize=8)
+    return ax.figure
+
+
+def plot_concept_on_tissue(adata, concept: str, title: str = "") -> Figure:
+    """The figure of one concept: decoded vector, mean maps, then example genes and their maps."""
     info = adata.uns["csm_concepts"][concept]
     methods = [str(m) for m in info["methods"]]
     genes = [str(g) for g in info["explained"]]
     coords, image, diameter = tissue_layout(adata)
     n_rows, n_cols = 1 + len(genes), 1 + len(methods)
     aspect = np.ptp(coords[:, 1]) / max(np.ptp(coords[:, 0]), 1e-9)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.6 * n_rows * min(max(aspect, 0.6), 1.4)),
-                             squeeze=False)
+    fig = new_figure(2.6 * n_cols, 2.6 * n_rows * min(max(aspect, 0.6), 1.4))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     x = np.asarray(adata.X)
     gene_pos = {g: i for i, g in enumerate(adata.var_names)}
 
@@ -108,4 +149,4 @@ def plot_concept_on_tissue(adata, concept: str, path: str | os.PathLike, title: 
     fig.suptitle(title or f"concept '{concept}' ({kind.replace('_', ' ')}, "
                           f"{len(info['members'])} genes)", fontsize=9)
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
