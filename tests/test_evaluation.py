@@ -124,9 +124,31 @@ def test_evaluation_table_puts_every_metric_side_by_side():
     curves = {"good": {"fractions": f, "deletion": np.array([[1, 0, 0]]), "insertion": np.array([[0, 1, 1]])},
               "random": {"fractions": f, "deletion": np.array([[1, 0.5, 0]]),
                          "insertion": np.array([[0, 0.5, 1]])}}
-    gt = pd.DataFrame({"method": ["good", "random"], "mass_inside": [0.8, 0.1], "auroc": [0.9, 0.5]})
-    table = evaluation_table(curves, groundtruth=gt).set_index("method")
+    located = pd.DataFrame({"method": ["good", "random"], "concept": ["c", "c"], "region": ["r", "r"],
+                            "own": [1, 1], "auroc": [0.9, 0.5], "mass_ratio": [3.0, 1.0],
+                            "peak_in_region": [0.8, 0.1]})
+    table = evaluation_table(curves, localisation=located).set_index("method")
     assert table.loc["good", "deletion_auc"] == pytest.approx(0.25)
     assert table.loc["good", "insertion_auc"] == pytest.approx(0.75)
     assert table.loc["random", "deletion_auc"] == pytest.approx(0.5)
-    assert table.loc["good", "groundtruth_auroc"] == 0.9
+    assert table.loc["good", "localisation_auroc"] == 0.9 and table.loc["good", "mass_ratio"] == 3.0
+    assert table.loc["good", "rank"] == 1 and pd.isna(table.loc["random", "rank"])
+
+
+def test_the_ranking_puts_methods_failing_the_randomisation_check_last_then_combines_ranks():
+    from concept_saliency.evaluation import rank_methods
+
+    table = pd.DataFrame({
+        "method": ["a", "b", "c", "d", "random"],
+        "faithfulness": [0.9, 0.5, 0.7, 1.5, 0.0],      # d is the most faithful, but fails the check
+        "localisation_auroc": [0.6, 0.95, 0.8, 0.99, 0.5],
+        "randomisation_check": ["pass", "pass", "pass", "FAIL", None]})
+    ranked = rank_methods(table).set_index("method")
+    # mean ranks among a, b, c: a (1 + 3) / 2 = 2, b (3 + 1) / 2 = 2, c (2 + 2) / 2 = 2: all tied,
+    # so the more faithful first: a, c, b; then d, which failed
+    assert list(ranked["rank"].dropna().sort_values().index) == ["a", "c", "b", "d"]
+    assert ranked.loc["a", "recommended"] and not ranked.loc["d", "recommended"]
+    without = rank_methods(table.drop(columns="localisation_auroc")).set_index("method")
+    assert list(without["rank"].dropna().sort_values().index) == ["a", "c", "b", "d"]
+    table.loc[1, "faithfulness"] = 0.95  # b now leads faithfulness and localisation
+    assert rank_methods(table).set_index("method").loc["b", "rank"] == 1

@@ -34,7 +34,6 @@ REDUCED = {
         "shapes": {
             "type": "images",
             "source": {"synthetic_shapes": {"n_samples": 240}},
-            "groundtruth": True,
             "models": {"demo": {"preset": "demo-shapes", "epochs": 1, "batch_size": 32}},
             "concepts": {"attributes": ["red_square", "blue_disc"], "num_samples": 40},
             "explain": {"top_k": 2},
@@ -127,7 +126,7 @@ def test_demo_through_slurm_equals_a_local_run(cluster, tmp_path):
 
     # the same artifacts as the local run
     for rel in ("shapes/demo/concepts/separation.tsv", "tissue/demo/concepts/separation.tsv",
-                "shapes/demo/evaluation/groundtruth.tsv"):
+                "shapes/demo/evaluation/localisation.tsv"):
         a = pd.read_csv(local / "results" / rel, sep="\t")
         b = pd.read_csv(remote / "results" / rel, sep="\t")
         pd.testing.assert_frame_equal(a, b, rtol=1e-4)

@@ -112,7 +112,6 @@ def test_the_workflow_runs_on_a_users_encoder_without_training(tmp_path):
             "type": "images",
             "source": {"synthetic_shapes": {"n_samples": 80, "image_size": 16}},
             "image_size": 16,
-            "groundtruth": True,
             "models": {"mine": {"keras_file": str(tmp_path / "enc.keras"), "latent_output": "mu"}},
             "concepts": {"attributes": ["red_square", "stripes"], "num_samples": 10},
             "explain": {"top_k": 2},

@@ -90,16 +90,48 @@ def _check_keys_of_type(name: str, dataset: dict) -> None:
         raise ConfigError(
             f"config key 'datasets.{name}.concepts.{wrong[0]}': {what} do not apply to "
             f"{'an' if dataset['type'] == 'images' else 'a'} {dataset['type']} dataset; use {', '.join(CONCEPT_KEYS_BY_TYPE[dataset['type']][:4])}")
-    if dataset.get("groundtruth"):
-        kind = source_kind(name, dataset)
-        annotated = (kind == "synthetic_tissue" or (kind == "st_counts" and "annotation" in
-                     dataset["source"][kind]) or (kind == "anndata" and
-                                                  dataset["source"][kind].get("region_key")))
-        if kind != "synthetic_shapes" and not annotated:
-            raise ConfigError(
-                f"config key 'datasets.{name}.groundtruth': needs known concept regions: the "
-                f"synthetic demo data, or a spatial source with a spot annotation ('annotation' "
-                f"or 'region_key'); set it to false")
+    if (dataset.get("localisation") or {}).get("enabled") is True and not regions_known(dataset):
+        raise ConfigError(
+            f"config key 'datasets.{name}.localisation.enabled': the data know no regions to score "
+            f"the maps against: the demo data and CelebA do, an image folder with 'regions' boxes, "
+            f"a spatial source with a spot annotation ('annotation' or 'region_key'); set it to auto")
+
+
+def regions_known(dataset: dict) -> bool:
+    """Whether the data of a dataset come with regions the maps can be scored against."""
+    kind, spec = next(iter(dataset["source"].items()))
+    return (kind in ("synthetic_shapes", "celeba", "synthetic_tissue")
+            or (kind == "image_folder" and bool(spec.get("regions")))
+            or (kind in ("st_counts", "visium") and bool(spec.get("annotation")))
+            or (kind == "anndata" and bool(spec.get("region_key"))))
+
+
+def localised(dataset: dict) -> bool:
+    """Whether the localise stage runs for a (validated) dataset."""
+    enabled = (dataset.get("localisation") or {}).get("enabled", "auto")
+    return enabled is True or (enabled == "auto" and regions_known(dataset))
+
+
+def own_regions(name: str, dataset: dict) -> dict[str, str]:
+    """Concept -> the region its maps should point at: CelebA attributes to their face part, a
+    region concept to its region, every other concept to the region of its own name (the demo's
+    shapes, boxes named as attributes); ``localisation.regions`` overrides them."""
+    from .localisation import CELEBA_PARTS
+
+    kind = next(iter(dataset["source"]))
+    spec = dataset.get("concepts") or {}
+    names = concept_names(name, dataset)
+    own = {c: c for c in names}
+    if kind == "celeba":
+        own = {c: CELEBA_PARTS[c] for c in names if c in CELEBA_PARTS}
+    for concept, item in (spec.get("regions") or {}).items():
+        own[concept] = str(item["region"] if isinstance(item, dict) else item)
+    own.update((dataset.get("localisation") or {}).get("regions") or {})
+    unknown = [c for c in (dataset.get("localisation") or {}).get("regions") or {} if c not in names]
+    if unknown:
+        raise ConfigError(f"config key 'datasets.{name}.localisation.regions': no concept named "
+                          f"{', '.join(unknown)}; the concepts are {', '.join(names)}")
+    return dict(sorted(own.items()))
 
 
 def concept_names(name: str, dataset: dict) -> list[str]:
@@ -163,6 +195,11 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
     from jsonschema.exceptions import best_match
 
     _refuse_non_finite(config)
+    for name, dataset in (config.get("datasets") or {}).items():
+        if isinstance(dataset, dict) and "groundtruth" in dataset:
+            raise ConfigError(f"config key 'datasets.{name}.groundtruth': renamed: the maps are scored "
+                              f"against known regions whenever the data have them ('localisation: "
+                              f"{{enabled: auto}}', the default); remove the key")
     as_written = copy.deepcopy(config)
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _with_defaults(Draft202012Validator)(schema)

@@ -1,15 +1,6 @@
-"""Scoring saliency maps: ground truth, model randomisation, deletion and insertion.
+"""Scoring saliency methods: model randomisation, deletion and insertion, and their ranking.
 
-**Ground-truth localisation** (the demo data, whose concept regions are known).
-For every explained sample with a known region of its concept:
-
-- ``mass_inside``: the share of the map's absolute relevance that falls inside
-  the region (relevance mass accuracy; a map blind to the region scores the
-  region's share of the features, ``region_fraction``);
-- ``auroc``: how well the absolute map separates region from non-region
-  features (0.5 for a random map).
-
-A random map (uniform noise, fixed seed) is scored the same way as a baseline.
+(Where the maps point, against known regions: :mod:`concept_saliency.localisation`.)
 
 **Model-parameter randomisation** (Adebayo et al. 2018, cascading): the
 encoder's layers are re-initialised one at a time from the top (the latent
@@ -36,7 +27,6 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .concept_vectors import auroc
 
 
 def feature_relevance(maps: np.ndarray) -> np.ndarray:
@@ -47,38 +37,9 @@ def feature_relevance(maps: np.ndarray) -> np.ndarray:
     return maps.reshape(len(maps), -1)
 
 
-def localisation(relevance: np.ndarray, masks: np.ndarray) -> pd.DataFrame:
-    """Per sample: mass inside the mask, AUROC of relevance vs mask, mask fraction.
-
-    ``relevance`` and ``masks`` are ``(N, F)``: non-negative relevance and bool
-    regions over the same F features.
-    """
-    rows = []
-    for r, m in zip(relevance, masks.astype(bool)):
-        total = r.sum()
-        rows.append({
-            "mass_inside": float(r[m].sum() / total) if total > 0 else float("nan"),
-            "auroc": auroc(r, m),
-            "region_fraction": float(m.mean()),
-        })
-    return pd.DataFrame(rows)
-
-
 def random_relevance(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """A random map (uniform noise): the baseline every method is compared with."""
     return np.random.default_rng(seed).random(shape)
-
-
-def summarise(per_sample: pd.DataFrame) -> pd.DataFrame:
-    """Mean over samples per method (and the random baseline), with a 'beats_random' verdict."""
-    table = (per_sample.groupby("method", sort=False)[["mass_inside", "auroc", "region_fraction"]]
-             .mean().reset_index())
-    table["n_maps"] = per_sample.groupby("method", sort=False).size().to_numpy()
-    rand = table.loc[table["method"] == "random"]
-    if len(rand):
-        rm, ra = float(rand["mass_inside"].iloc[0]), float(rand["auroc"].iloc[0])
-        table["beats_random"] = (table["mass_inside"] > rm) & (table["auroc"] > ra)
-        table.loc[table["method"] == "random", "beats_random"] = False
-    return table
 
 
 # ---------------------------------------------------------------- model randomisation
@@ -230,12 +191,16 @@ def curve_auc(fractions: np.ndarray, curves: np.ndarray) -> np.ndarray:
 
 
 def evaluation_table(curves: dict[str, dict], randomisation: pd.DataFrame | None = None,
-                     groundtruth: pd.DataFrame | None = None, threshold: float = 0.5) -> pd.DataFrame:
-    """One row per method (and the random map): every metric side by side.
+                     localisation: pd.DataFrame | None = None, threshold: float = 0.5) -> pd.DataFrame:
+    """One row per method (and the random map): every metric side by side, and their ranking
+    (:func:`rank_methods`).
 
     ``curves``: method -> :func:`score_curves` output; ``randomisation``:
-    :func:`randomisation_check` rows; ``groundtruth``: the :func:`summarise` table.
+    :func:`randomisation_check` rows; ``localisation``: the localise stage's table
+    (:func:`concept_saliency.localisation.summarise`), where the data know regions.
     """
+    from .localisation import method_localisation
+
     rows = []
     for method, c in curves.items():
         dele = curve_auc(c["fractions"], c["deletion"])
@@ -243,9 +208,38 @@ def evaluation_table(curves: dict[str, dict], randomisation: pd.DataFrame | None
         rows.append({"method": method, "n_maps": int(np.isfinite(dele).sum()),
                      "deletion_auc": float(np.nanmean(dele)), "insertion_auc": float(np.nanmean(ins))})
     table = pd.DataFrame(rows)
-    if groundtruth is not None and len(groundtruth):
-        gt = groundtruth[["method", "mass_inside", "auroc"]].rename(columns={"auroc": "groundtruth_auroc"})
-        table = table.merge(gt, on="method", how="left")
+    table["faithfulness"] = table["insertion_auc"] - table["deletion_auc"]
+    if localisation is not None and len(localisation):
+        table = table.merge(method_localisation(localisation), on="method", how="left")
     if randomisation is not None and len(randomisation):
         table = table.merge(randomisation_verdict(randomisation, threshold), on="method", how="left")
+    return rank_methods(table)
+
+
+#: How :func:`rank_methods` orders the methods, as the report states it.
+RANKING_RULE = (
+    "Methods whose maps fail the randomisation check (they do not depend on what the model "
+    "learned) come last. The others are ordered by the mean of their ranks in faithfulness "
+    "(insertion AUC minus deletion AUC: the map orders features by their effect on the concept "
+    "score) and, where the data know regions, localisation (the AUROC of each concept's map for "
+    "its own region); ties go to the more faithful. The first is recommended.")
+
+
+def rank_methods(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``rank`` (1 = best) and ``recommended`` by :data:`RANKING_RULE`; the random
+    map is not ranked."""
+    table = table.copy()
+    methods = table["method"] != "random"
+    scores = [table.loc[methods, "faithfulness"].rank(ascending=False)]
+    if "localisation_auroc" in table and table.loc[methods, "localisation_auroc"].notna().any():
+        scores.append(table.loc[methods, "localisation_auroc"].rank(ascending=False, na_option="bottom"))
+    mean_rank = pd.concat(scores, axis=1).mean(axis=1)
+    failed = (table.loc[methods, "randomisation_check"] == "FAIL") if "randomisation_check" in table \
+        else pd.Series(False, index=mean_rank.index)
+    order = pd.DataFrame({"failed": failed.astype(int), "mean_rank": mean_rank,
+                          "faithfulness": -table.loc[methods, "faithfulness"]}).sort_values(
+        ["failed", "mean_rank", "faithfulness"], kind="stable")
+    table["rank"] = pd.Series(pd.NA, index=table.index, dtype="Int64")
+    table.loc[order.index, "rank"] = np.arange(1, len(order) + 1)
+    table["recommended"] = table["rank"] == 1
     return table

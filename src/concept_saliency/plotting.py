@@ -216,26 +216,6 @@ def plot_spatial_maps(expression, maps: dict, coords, sample_ids, title: str = "
     return fig
 
 
-def plot_groundtruth(table, title: str = "") -> Figure:
-    """Bars per method: relevance mass inside the region and AUROC, with the random baseline."""
-    fig = new_figure(8, 3)
-    axes = fig.subplots(1, 2)
-    methods = list(table["method"])
-    colours = ["grey" if m == "random" else "tab:green" for m in methods]
-    for ax, col, label in ((axes[0], "mass_inside", "relevance mass inside region"),
-                           (axes[1], "auroc", "AUROC of |map| vs region")):
-        ax.barh(methods, table[col], color=colours)
-        ax.set_xlabel(label, fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.set_xlim(0, 1)
-    if "region_fraction" in table:
-        axes[0].axvline(float(table["region_fraction"].mean()), ls="--", c="k", lw=0.8)
-    axes[1].axvline(0.5, ls="--", c="k", lw=0.8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
 def plot_evaluation(randomisation, curves, threshold: float = 0.5, title: str = "") -> Figure:
     """Three panels: rank correlation with the original maps as layers are randomised (from the
     top), and the mean deletion and insertion curves of the concept score, per method."""
@@ -299,3 +279,69 @@ def plot_concept_grid(inputs, maps: dict, row_labels, title: str = "",
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))
     return fig
+
+
+def _heatmap(ax, values: np.ndarray, rows, cols, vmin, vmax, cmap, fmt="{:.2f}", outline=None,
+             title: str = "") -> None:
+    shown = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(cols, rotation=60, ha="right", fontsize=6)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows, fontsize=6)
+    if values.size <= 400:
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=5)
+    if outline is not None:
+        from matplotlib.patches import Rectangle
+
+        for i, j in zip(*np.nonzero(outline)):
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.2, ec="k"))
+    ax.set_title(title, fontsize=8)
+    ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+
+
+def plot_localisation(table, title: str = "") -> Figure:
+    """Where the maps point (the localise stage's table). Tissue (every concept against every
+    region): per method, the AUROC of each concept's map for each region, its own region
+    outlined. Images (each concept against its own region): the mass ratio and the share of
+    maps peaking inside, per method and concept."""
+    methods = list(dict.fromkeys(table["method"]))
+    concepts = list(dict.fromkeys(table["concept"]))
+    per_concept = table.groupby("concept")["region"].nunique().max()
+    if per_concept > 1:
+        regions = sorted(set(table["region"]))
+        cols = min(4, len(methods))
+        rows_n = math.ceil(len(methods) / cols)
+        fig = new_figure(0.45 * len(regions) * cols + 2.5 * cols, 0.3 * len(concepts) * rows_n + 1.5 * rows_n)
+        axes = fig.subplots(rows_n, cols, squeeze=False)
+        for ax, method in zip(axes.flat, methods):
+            t = table[table["method"] == method].pivot_table(index="concept", columns="region", values="auroc")
+            t = t.reindex(index=concepts, columns=regions)
+            own = table[(table["method"] == method) & (table["own"] > 0)]
+            outline = np.zeros(t.shape, dtype=bool)
+            for c, r in zip(own["concept"], own["region"]):
+                outline[concepts.index(c), regions.index(r)] = True
+            _heatmap(ax, t.to_numpy(), concepts, regions, 0, 1, "RdBu_r", outline=outline,
+                     title=f"{method}: AUROC of the map per region")
+        for ax in list(axes.flat)[len(methods):]:
+            ax.axis("off")
+    else:
+        fig = new_figure(2 * (0.45 * len(concepts) + 2.5), 0.35 * len(methods) + 1.8)
+        axes = fig.subplots(1, 2, squeeze=False)[0]
+        for ax, metric, vmax, label in ((axes[0], "mass_ratio", None, "mass ratio (1 = uniform)"),
+                                        (axes[1], "peak_in_region", 1.0, "maps peaking inside")):
+            t = table.pivot_table(index="method", columns="concept", values=metric).reindex(
+                index=methods, columns=concepts)
+            values = t.to_numpy(dtype=float)
+            _heatmap(ax, values, methods, [f"{c}\n({r})" for c, r in zip(concepts, _own_region(table, concepts))],
+                     0, vmax if vmax else max(2.0, float(np.nanmax(values)) if np.isfinite(values).any() else 2.0),
+                     "viridis", title=label)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _own_region(table, concepts) -> list[str]:
+    first = table.drop_duplicates("concept").set_index("concept")["region"]
+    return [str(first.get(c, "")) for c in concepts]

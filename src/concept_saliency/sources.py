@@ -97,8 +97,10 @@ def source_files(name: str, dataset: dict, results: str) -> dict[str, SourceFile
         return {"counts": SourceFile(f"{raw}/counts.tsv.gz"),
                 "annotation": SourceFile(f"{raw}/annotation.tsv")}
     if kind == "image_folder":
-        return {"manifest": SourceFile(f"{raw}/image_manifest.tsv"),
-                "labels": SourceFile(spec["labels"])}
+        files = {"manifest": SourceFile(f"{raw}/image_manifest.tsv"), "labels": SourceFile(spec["labels"])}
+        if spec.get("regions"):
+            files["boxes"] = SourceFile(spec["regions"])
+        return files
     if kind == "celeba":
         return _celeba_files(name, spec, raw)
     return _spatial_files(name, kind, spec, raw)

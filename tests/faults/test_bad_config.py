@@ -160,9 +160,12 @@ BAD_CONFIGS = {
                                       ["datasets.shapes.grid_size", "spatial datasets only"]),
     "summary rank beyond the explained": (demo(**{"datasets/shapes/explain": {"top_k": 2, "summary_rank": 3}}),
                                           ["datasets.shapes.explain.summary_rank", "more than", "top_k"]),
-    "groundtruth without known regions": (
-        demo(**{"datasets/tissue/source": {"st_counts": {"counts": "c.tsv"}}}),
-        ["datasets.tissue.groundtruth", "annotation"]),
+    "localisation without known regions": (
+        demo(**{"datasets/tissue/source": {"st_counts": {"counts": "c.tsv"}},
+                "datasets/tissue/localisation": {"enabled": True}}),
+        ["datasets.tissue.localisation.enabled", "annotation"]),
+    "the renamed groundtruth key": (demo(**{"datasets/shapes/groundtruth": True}),
+                                    ["datasets.shapes.groundtruth", "renamed", "localisation"]),
 }
 
 

@@ -17,6 +17,8 @@ from concept_saliency.code_closure import (
 from concept_saliency.config import (
     check_config_files,
     concept_names,
+    localised,
+    own_regions,
     source_kind,
     validate_config,
 )
@@ -169,13 +171,13 @@ def model_targets(ds, model):
         targets.append(f"{base}/maps.h5ad")
     if ds in CELEBA_DATASETS:
         targets.append(f"{base}/summary/concept_maps.png")
-    if DATASETS[ds].get("groundtruth"):
+    if localised(DATASETS[ds]):
         targets += [
             f"{base}/evaluation/{f}"
             for f in (
-                "groundtruth.tsv",
-                "groundtruth_per_sample.tsv",
-                "groundtruth.png",
+                "localisation.tsv",
+                "localisation_per_sample.tsv",
+                "localisation.png",
             )
         ]
     return targets
@@ -256,16 +258,22 @@ def spatial_anndata_of(wc):
 # --- Inputs of the evaluation stages
 
 
-def groundtruth_inputs(wc):
+def localisation_inputs(wc):
+    """Where the regions are: the spot grid's annotation, the demo shapes' masks, or the
+    boxes packed with the images."""
     if wc.dataset in SPATIAL_DATASETS:
         return {"grid": f"{R}/{wc.dataset}/data/grid.h5"}
-    return {"masks": f"{R}/{wc.dataset}/raw/masks.h5"}
+    if source_kind(wc.dataset, dataset(wc)) == "synthetic_shapes":
+        return {"masks": f"{R}/{wc.dataset}/raw/masks.h5"}
+    return {"samples": f"{R}/{wc.dataset}/data/samples.h5"}
 
 
 def evaluate_inputs(wc):
     extra = {}
-    if dataset(wc).get("groundtruth"):
-        extra["groundtruth"] = f"{R}/{wc.dataset}/{wc.model}/evaluation/groundtruth.tsv"
+    if localised(dataset(wc)):
+        extra["localisation"] = (
+            f"{R}/{wc.dataset}/{wc.model}/evaluation/localisation.tsv"
+        )
     if wc.dataset in SPATIAL_DATASETS:
         extra["grid"] = f"{R}/{wc.dataset}/data/grid.h5"
     return extra

@@ -52,3 +52,39 @@ rule evaluate:
         seed=config["seed"],
     script:
         "../scripts/evaluate.py"
+
+
+# Where the maps point: every method's maps scored against the regions the data know.
+
+
+rule localise:
+    input:
+        unpack(localisation_inputs),
+        concepts=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
+        maps=maps_of,
+        code=stage_code("localise"),
+    output:
+        table=report(
+            f"{R}/{{dataset}}/{{model}}/evaluation/localisation.tsv",
+            caption="../report/localisation.rst",
+            category="{dataset}",
+            subcategory="{model}: where the maps point",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "table"},
+        ),
+        per_sample=f"{R}/{{dataset}}/{{model}}/evaluation/localisation_per_sample.tsv",
+        figure=report(
+            f"{R}/{{dataset}}/{{model}}/evaluation/localisation.png",
+            caption="../report/localisation.rst",
+            category="{dataset}",
+            subcategory="{model}: where the maps point",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "scores"},
+        ),
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/localise.log",
+    conda:
+        CONDA_ENV
+    params:
+        regions=lambda wc: own_regions(wc.dataset, dataset(wc)),
+        seed=config["seed"],
+    script:
+        "../scripts/localise.py"

@@ -33,6 +33,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import InputDataError
+from ..localisation import FACE_PARTS, face_part_boxes
 from ..sources import CELEBA_ATTRIBUTES as ATTRIBUTES  # noqa: F401 (the 40, in the table's order)
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,22 @@ def crop_box(landmarks: Sequence[float], width: int, height: int) -> tuple[float
     if right - left < 1 or bottom - top < 1:
         return None
     return left, top, right, bottom
+
+
+def packed_landmarks(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """``(N, 10)`` landmarks of the 178x218 aligned images -> positions in the packed
+    ``size`` x ``size`` crop (:func:`crop_box` then the resize; the same whatever the image's
+    own size, since the box scales with it)."""
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 10)
+    w, h = ALIGNED_SIZE
+    left = np.clip(lm[:, 0] - 50, 0, w)
+    right = np.clip(lm[:, 2] + 50, 0, w)
+    top = np.clip(lm[:, 5] - 105, 0, h)
+    bottom = np.clip(lm[:, 7] + 35, 0, h)
+    out = lm.copy()
+    out[:, 0::2] = (lm[:, 0::2] - left[:, None]) * size / np.maximum(right - left, 1e-9)[:, None]
+    out[:, 1::2] = (lm[:, 1::2] - top[:, None]) * size / np.maximum(bottom - top, 1e-9)[:, None]
+    return out.astype(np.float32)
 
 
 def crop_resize(image, landmarks: Sequence[float], size: int) -> np.ndarray:
@@ -518,7 +535,8 @@ def crop_and_pack(images, attributes, landmarks, out_path, report_path, *, image
                 log.error("bad image %s: %s %s", i, p, d)
             raise InputDataError(f"{images}: no image could be packed (every one is bad; they are "
                                  f"listed in the stage's log)")
-        store.finish(split)
+        parts = face_part_boxes(packed_landmarks(lm[kept], image_size), image_size)
+        store.finish(split, parts, FACE_PARTS)
     result = summary(len(kept))
     write_report(report_path, result, problems)
     rate = len(good) / max(time.time() - t0, 1e-9)

@@ -154,6 +154,17 @@ def pixels_to_spots(maps: np.ndarray, index: GridIndex) -> np.ndarray:
     return maps[:, index.row, index.col]
 
 
+def concept_spot_map(maps: np.ndarray, indices: np.ndarray, positives: np.ndarray,
+                     index: GridIndex) -> np.ndarray:
+    """A concept's map on the spots: the mean of the spot maps of its explained genes
+    (``maps`` of the samples ``indices``) that are members of its group (``positives``: a
+    mask over every gene), or of all explained genes when none is a member."""
+    spot_maps = pixels_to_spots(maps, index)
+    member = np.asarray(positives, dtype=bool)[np.asarray(indices)]
+    rows = member if member.any() else np.ones(len(member), dtype=bool)
+    return spot_maps[rows].mean(axis=0)
+
+
 def write_grid(path, index: GridIndex, regions: list[str] | None = None) -> None:
     import h5py
 

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputDataError
 from .label_table import read_label_table, resolve_images
-from .samples import assign_split, create_sample_store
+from .samples import assign_split, create_sample_store, write_boxes
 
 #: Formats read, recognised by content (not by file name).
 READ_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")  # JPEG includes multi-picture (MPO)
@@ -124,31 +124,91 @@ def load_image(path: str | os.PathLike, size: int | None, background=(255, 255, 
     values = decode_image(path, background)
     if size is not None and values.shape[:2] != (size, size):
         values = _resize(values, size)
-    return np.floor(np.clip(values, 0.0, 255.0) + 0.5).astype(np.uint8)
+    return _quantised(values)
 
 
 def pack_image_folder(image_dir: str | os.PathLike, labels_path: str | os.PathLike,
                       out_path: str | os.PathLike, image_size: int,
-                      validation_fraction: float, seed: int, background="white", block: int = 256) -> dict:
+                      validation_fraction: float, seed: int, background="white", block: int = 256,
+                      boxes_path: str | os.PathLike | None = None) -> dict:
     """Pack every image the attribute table names, with every attribute column, into ``out_path``.
 
     Sample ids: :func:`.label_table.sample_id`. Transparent pixels become ``background``
     (:func:`background_rgb`). Images are streamed in blocks of ``block`` so memory does not grow
-    with N. Returns a summary (counts) for the provenance record.
+    with N. ``boxes_path``: regions of the images (:func:`read_region_boxes`), stored scaled to
+    the packed images. Returns a summary (counts) for the provenance record.
     """
     table = read_label_table(labels_path)
     files = resolve_images(table, image_dir)
+    given = read_region_boxes(boxes_path, table.images) if boxes_path else None
     rgb = background_rgb(background)
     n = len(files)
     split = assign_split(n, validation_fraction, seed)
     labels = np.asarray(table.positive, dtype=bool).reshape(n, len(table.attributes))
+    names = sorted({r for regions in (given or {}).values() for r in regions})
+    boxes = np.full((n, len(names), 4), np.nan, dtype=np.float32)
     with create_sample_store(out_path, n, (image_size, image_size, 3), np.uint8, list(table.ids),
                              split, labels=labels, label_names=list(table.attributes),
                              attrs={"source": str(image_dir)}) as x:
         for start in range(0, n, block):
-            chunk = files[start:start + block]
-            x[start:start + len(chunk)] = np.stack([load_image(f, image_size, rgb) for f in chunk])
-    return {"images": n, "attributes": list(table.attributes)}
+            pixels = []
+            for i, f in enumerate(files[start:start + block], start=start):
+                values = decode_image(f, rgb)
+                h, w = values.shape[:2]
+                for region, box in (given or {}).get(table.images[i], {}).items():
+                    if box[2] > w or box[3] > h:
+                        raise InputDataError(f"{boxes_path}: the box of '{region}' on {table.images[i]} "
+                                             f"ends at ({box[2]:g}, {box[3]:g}), outside the {w}x{h} image")
+                    scale = np.array([image_size / w, image_size / h] * 2)
+                    boxes[i, names.index(region)] = np.asarray(box) * scale
+                pixels.append(_quantised(_resize(values, image_size) if (h, w) != (image_size,) * 2
+                                         else values))
+            x[start:start + len(pixels)] = np.stack(pixels)
+        if names:
+            write_boxes(x.file, boxes, names, n)
+    return {"images": n, "attributes": list(table.attributes), "regions": names}
+
+
+def read_region_boxes(path: str | os.PathLike, images: list[str]) -> dict[str, dict[str, tuple]]:
+    """A table of regions on the images: a header, then ``image, region, x0, y0, x1, y1`` per box, in
+    pixels of the image as it is displayed (upright), ``x0 < x1`` and ``y0 < y1`` (CSV, or TSV for
+    ``.tsv``/``.tab``). Returns image -> region -> box; one clear error naming the line otherwise."""
+    import csv
+
+    path = Path(path)
+    known = set(images)
+    out: dict[str, dict[str, tuple]] = {}
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"{path}: cannot read the region boxes ({exc})") from None
+    rows = list(csv.reader(text.splitlines(), delimiter="\t" if path.suffix.lower() in (".tsv", ".tab")
+                           else ","))
+    header = [h.strip().lower() for h in (rows[0] if rows else [])]
+    if header[:6] != ["image", "region", "x0", "y0", "x1", "y1"]:
+        raise InputDataError(f"{path}: line 1 must be the header image, region, x0, y0, x1, y1")
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        image, region = row[0].strip(), row[1].strip() if len(row) > 1 else ""
+        try:
+            box = tuple(float(v) for v in row[2:6])
+        except ValueError:
+            box = ()
+        if len(box) != 4 or not all(np.isfinite(box)) or box[0] >= box[2] or box[1] >= box[3] or min(box) < 0:
+            raise InputDataError(f"{path}: line {line}: the box must be four finite numbers x0 < x1, "
+                                 f"y0 < y1, from 0, in pixels of the image")
+        if image not in known:
+            raise InputDataError(f"{path}: line {line}: image '{image}' is not in the label table")
+        if not region or region in out.get(image, {}):
+            raise InputDataError(f"{path}: line {line}: " + (f"region '{region}' of '{image}' is given twice"
+                                                              if region else "the region name is empty"))
+        out.setdefault(image, {})[region] = box
+    return out
+
+
+def _quantised(values: np.ndarray) -> np.ndarray:
+    return np.floor(np.clip(values, 0.0, 255.0) + 0.5).astype(np.uint8)
 
 
 # ------------------------------------------------------------------ decoding

@@ -6,7 +6,10 @@
   or ``float32`` values already in [0, 1] (gene images), chunked along N;
 - ``ids``: the sample names (image ids, gene names), UTF-8;
 - ``split``: ``(N,)`` int8, 0 = training, 1 = validation (held out);
-- optionally ``labels``: ``(N, A)`` int8 in {0, 1} with ``label_names``.
+- optionally ``labels``: ``(N, A)`` int8 in {0, 1} with ``label_names``;
+- optionally ``boxes``: ``(N, R, 4)`` float32 regions of each sample, ``(x0, y0, x1, y1)`` in
+  its pixels (NaN where a sample has none), with ``box_names`` (CelebA's face parts from
+  its landmarks, boxes given with a user's images): what maps are scored against.
 
 Images (CelebA, the synthetic shapes, a user's folder) and spatial
 transcriptomics genes both end up here, so training, encoding, concepts and
@@ -132,8 +135,10 @@ class SampleAppender:
         self._pending = [rest] if len(rest) else []
         self._n_pending = len(rest)
 
-    def finish(self, split: np.ndarray) -> None:
-        """Write the remaining rows, the ids, the split (one per appended sample) and the labels."""
+    def finish(self, split: np.ndarray, boxes: np.ndarray | None = None,
+               box_names: Sequence[str] | None = None) -> None:
+        """Write the remaining rows, the ids, the split (one per appended sample), the labels and
+        the ``boxes`` of named regions, if any."""
         self._flush(self._n_pending)
         f = self.x.file
         split = np.asarray(split, dtype=np.int8)
@@ -147,7 +152,18 @@ class SampleAppender:
             f.create_dataset("labels", data=labels)
             f.create_dataset("label_names", data=np.asarray(self.label_names, dtype=object),
                              dtype=_str_dtype())
+        if boxes is not None:
+            write_boxes(f, boxes, box_names, len(self.ids))
         self.finished = True
+
+
+def write_boxes(f, boxes: np.ndarray, names: Sequence[str], n: int) -> None:
+    """The ``boxes`` and ``box_names`` datasets of an open store of ``n`` samples."""
+    boxes = np.asarray(boxes, dtype=np.float32)
+    if boxes.shape != (n, len(names), 4):
+        raise ValueError("boxes must be (N, number of box names, 4)")
+    f.create_dataset("boxes", data=boxes)
+    f.create_dataset("box_names", data=np.asarray(list(names), dtype=object), dtype=_str_dtype())
 
 
 @contextlib.contextmanager
@@ -210,6 +226,11 @@ class SampleStore:
                                 for s in self._f["label_names"][()]]
         else:
             self.labels, self.label_names = None, []
+        if "boxes" in self._f:
+            self.boxes = numeric_dataset(self._f, "boxes", self.path)[()]
+            self.box_names = [s.decode() if isinstance(s, bytes) else s for s in self._f["box_names"][()]]
+        else:
+            self.boxes, self.box_names = None, []
         self.attrs = dict(self._f.attrs)
 
     def __enter__(self):

@@ -12,7 +12,8 @@ from ..artifacts import write_tsv
 from ..concept_vectors import read_concepts
 from ..data.samples import SampleStore
 from ..data.grid import read_grid
-from ..evaluation import evaluation_table, random_relevance, randomisation_check, score_curves
+from ..evaluation import (RANKING_RULE, evaluation_table, random_relevance, randomisation_check,
+                          score_curves)
 from ..model import latent_model, load_model
 from ..plotting import plot_evaluation, save_figure
 from ..saliency import get_method
@@ -34,12 +35,14 @@ def _spread(explain: dict, limit: int) -> list[tuple[str, int]]:
 
 def evaluate(*, samples: str, encoder: str, concepts: str, maps: list, summary: str,
              randomisation: str, curves: str, figure: str, methods: dict,
-             groundtruth: str | None = None, grid: str | None = None, chunk_size: int = 64, curve_steps: int = 16,
-             fill_value: float = 0.0, randomisation_samples: int = 8,
-             randomisation_threshold: float = 0.5, seed: int = 0) -> None:
+             localisation: str | None = None, grid: str | None = None, chunk_size: int = 64,
+             curve_steps: int = 16, fill_value: float = 0.0, randomisation_samples: int = 8,
+             randomisation_threshold: float = 0.5, seed: int = 0) -> dict:
     """Deletion/insertion curves of every method's maps, the cascading randomisation check on a
-    copy of the encoder, and (when given) the ground-truth table, as one method x metric table.
-    With a tissue ``grid``, the features are its spots (grid pixels without a spot are left out)."""
+    copy of the encoder, and (when given) the ``localisation`` table, as one method x metric table
+    (``summary``) with the methods ranked (:data:`concept_saliency.evaluation.RANKING_RULE`).
+    With a tissue ``grid``, the features are its spots (grid pixels without a spot are left out).
+    Returns the ranking and its rule."""
     cs = read_concepts(concepts)
     features = None
     if grid:
@@ -87,16 +90,19 @@ def evaluate(*, samples: str, encoder: str, concepts: str, maps: list, summary: 
         explain[method] = lambda x, e=explainer, o=opts: e.attribute(x, concept=concept_of, **o)
     rand_table = randomisation_check(copy, explain, x_rand, seed=seed, features=features)
 
-    gt = pd.read_csv(groundtruth, sep="\t") if groundtruth else None
-    table = evaluation_table(curve_sets, rand_table, gt, randomisation_threshold)
+    located = pd.read_csv(localisation, sep="\t") if localisation else None
+    table = evaluation_table(curve_sets, rand_table, located, randomisation_threshold)
     write_tsv(table, summary)
     write_tsv(rand_table, randomisation)
     write_tsv(curve_table, curves)
     save_figure(plot_evaluation(rand_table, curve_table, randomisation_threshold,
                                 title="saliency methods: randomisation check, deletion and insertion"),
                 figure)
+    ranked = table.dropna(subset=["rank"]).sort_values("rank")
+    log.info("ranking: %s (%s)", ", ".join(ranked["method"]), RANKING_RULE)
     for _, r in table.iterrows():
         log.info("%-22s deletion AUC %.3f  insertion AUC %.3f  randomised rank corr %s",
                  r["method"], r["deletion_auc"], r["insertion_auc"],
                  "-" if pd.isna(r.get("randomised_spearman")) else
                  f"{r['randomised_spearman']:.2f} ({r['randomisation_check']})")
+    return {"ranking": list(ranked["method"]), "ranking_rule": RANKING_RULE}

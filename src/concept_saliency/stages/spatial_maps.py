@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..concept_vectors import read_concepts
-from ..data.grid import pixels_to_spots, read_grid
+from ..data.grid import concept_spot_map, pixels_to_spots, read_grid
 from ..data.spatial import map_key, read_anndata, write_anndata
 from ..encoding import read_latents
 from ..errors import ArtifactError
@@ -62,9 +62,8 @@ def spatial_maps(*, anndata: str, grid: str, latents: str, concepts: str, maps: 
             r = read_maps(path, name)
             spot_maps = pixels_to_spots(r["maps"], index).astype(np.float32)  # (genes, spots)
             explained = [cs.ids[i] for i in r["indices"]]
-            member = cs.positives[k][r["indices"]]
-            rows = member if member.any() else np.ones(len(member), bool)
-            adata.obs[map_key(name, method)] = spot_maps[rows].mean(axis=0)
+            adata.obs[map_key(name, method)] = concept_spot_map(
+                r["maps"], r["indices"], cs.positives[k], index).astype(np.float32)
             adata.obsm[map_key(name, method)] = pd.DataFrame(spot_maps.T, index=adata.obs_names,
                                                              columns=explained)
         info[name] = {"kind": cs.kinds[k], "vector": cs.vectors[k].astype(np.float32),

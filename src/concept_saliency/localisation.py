@@ -1,0 +1,155 @@
+"""Do the maps point where the concept is? Scoring concept saliency maps against known regions.
+
+The regions come from the data: the demo's shape masks, face parts from CelebA's
+landmarks (:func:`face_part_boxes`), boxes given with a user's images, or the annotated
+regions of a tissue's spots. For a map over features (pixels, channels summed; or spots)
+and a region (a boolean mask over the same features), :func:`region_scores` gives
+
+- ``auroc``: how well the signed map separates the region's features from the others
+  (1: every feature inside scores higher than every feature outside; 0.5: no better than
+  chance); ``auroc_abs`` the same for ``|map|``;
+- ``mass_ratio``: the share of ``|map|`` inside the region divided by the region's share of
+  the features (1: no better than a uniform map; ``mass_inside`` and ``area_share`` are
+  the two parts);
+- ``peak_in_region``: whether the feature of largest ``|map|`` lies inside the region.
+
+Image maps are scored against their concept's region (``regions``: attribute -> part);
+tissue maps (one map per concept: the mean over its explained member genes) against every
+annotated region, so a table shows which region a concept's map points at.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .concept_vectors import auroc
+
+#: Face parts, as boxes around CelebA's five landmarks (eyes, nose, mouth corners) in the
+#: packed image; ``d`` is the distance between the eyes. See :func:`face_part_boxes`.
+FACE_PARTS = ("eyes", "brows", "nose", "mouth", "chin", "forehead")
+
+#: The face part each CelebA attribute is about (attributes of the whole face, the hair's
+#: length or colour seen at its top, or clothing, are scored against ``forehead`` where the
+#: crop shows hair, else not at all). Editable per dataset: ``evaluation.regions``.
+CELEBA_PARTS = {
+    "Smiling": "mouth", "Mouth_Slightly_Open": "mouth", "Wearing_Lipstick": "mouth",
+    "Big_Lips": "mouth", "Mustache": "mouth",
+    "Goatee": "chin", "No_Beard": "chin", "5_o_Clock_Shadow": "chin", "Double_Chin": "chin",
+    "Eyeglasses": "eyes", "Narrow_Eyes": "eyes", "Bags_Under_Eyes": "eyes",
+    "Arched_Eyebrows": "brows", "Bushy_Eyebrows": "brows",
+    "Big_Nose": "nose", "Pointy_Nose": "nose",
+    "Bangs": "forehead", "Receding_Hairline": "forehead", "Bald": "forehead",
+    "Wearing_Hat": "forehead", "Black_Hair": "forehead", "Blond_Hair": "forehead",
+    "Brown_Hair": "forehead", "Gray_Hair": "forehead",
+}
+
+
+def face_part_boxes(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """``(N, len(FACE_PARTS), 4)`` boxes ``(x0, y0, x1, y1)`` in pixels of the packed image.
+
+    ``landmarks``: ``(N, 10)`` positions in the packed image, in CelebA's order (left eye x,
+    y, right eye x, y, nose x, y, left mouth corner x, y, right mouth corner x, y). With the
+    eye distance ``d``: eyes ``0.35 d`` beside and ``0.25 d`` above and below the eyes; brows
+    from ``0.65 d`` to ``0.2 d`` above the eyes; nose ``0.3 d`` either side of its tip, from
+    ``0.2 d`` below the eyes to ``0.2 d`` below the tip; mouth ``0.2 d`` beyond its corners
+    and ``0.3 d`` above and below them; chin ``0.3 d`` beyond the corners, from ``0.3 d``
+    below the mouth to the bottom; forehead: the full width above the brows. Clipped to
+    the image.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 10)
+    lex, ley, rex, rey, nx, ny, lmx, lmy, rmx, rmy = lm.T
+    d = np.maximum(np.hypot(rex - lex, rey - ley), 1.0)
+    ey, my = (ley + rey) / 2, (lmy + rmy) / 2
+    ex0, ex1 = np.minimum(lex, rex), np.maximum(lex, rex)
+    mx0, mx1 = np.minimum(lmx, rmx), np.maximum(lmx, rmx)
+    full = np.full_like(d, float(size))
+    zero = np.zeros_like(d)
+    parts = {
+        "eyes": (ex0 - 0.35 * d, ey - 0.25 * d, ex1 + 0.35 * d, ey + 0.25 * d),
+        "brows": (ex0 - 0.35 * d, ey - 0.65 * d, ex1 + 0.35 * d, ey - 0.2 * d),
+        "nose": (nx - 0.3 * d, ey + 0.2 * d, nx + 0.3 * d, ny + 0.2 * d),
+        "mouth": (mx0 - 0.2 * d, my - 0.3 * d, mx1 + 0.2 * d, my + 0.3 * d),
+        "chin": (mx0 - 0.3 * d, my + 0.3 * d, mx1 + 0.3 * d, full),
+        "forehead": (zero, zero, full, ey - 0.65 * d),
+    }
+    boxes = np.stack([np.stack(parts[p], axis=1) for p in FACE_PARTS], axis=1)
+    return np.clip(boxes, 0, size).astype(np.float32)
+
+
+def box_masks(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``(N, H, W)`` masks of the pixels whose centres lie in each box (NaN box: empty mask)."""
+    h, w = shape
+    yc, xc = np.arange(h) + 0.5, np.arange(w) + 0.5
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    with np.errstate(invalid="ignore"):
+        inside_x = (xc[None, :] >= b[:, 0:1]) & (xc[None, :] < b[:, 2:3])
+        inside_y = (yc[None, :] >= b[:, 1:2]) & (yc[None, :] < b[:, 3:4])
+    return inside_y[:, :, None] & inside_x[:, None, :]
+
+
+def region_scores(values: np.ndarray, region: np.ndarray) -> dict[str, float]:
+    """The scores of one map over features (``values``, signed) against one ``region`` (bool)."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    region = np.asarray(region, dtype=bool).ravel()
+    magnitude = np.abs(values)
+    total, share = magnitude.sum(), region.mean()
+    inside = float(magnitude[region].sum() / total) if total > 0 else float("nan")
+    return {"auroc": auroc(values, region), "auroc_abs": auroc(magnitude, region),
+            "mass_inside": inside, "area_share": float(share),
+            "mass_ratio": inside / share if share > 0 else float("nan"),
+            "peak_in_region": float(region[int(np.argmax(magnitude))]) if total > 0 else float("nan")}
+
+
+def channel_sum(maps: np.ndarray) -> np.ndarray:
+    """``(N, H, W[, C])`` maps -> ``(N, H, W)``, channels summed (signed)."""
+    maps = np.asarray(maps, dtype=np.float64)
+    return maps.sum(axis=-1) if maps.ndim == 4 else maps
+
+
+def score_against_masks(maps: np.ndarray, masks: np.ndarray) -> pd.DataFrame:
+    """One row of :func:`region_scores` per map (``(N, H, W[, C])``) and its mask (``(N, H, W)``)."""
+    flat = channel_sum(maps).reshape(len(maps), -1)
+    return pd.DataFrame([region_scores(v, m) for v, m in zip(flat, np.asarray(masks).reshape(len(maps), -1))])
+
+
+def score_against_regions(spot_map: np.ndarray, labels) -> pd.DataFrame:
+    """One row per annotated region (``labels``: the region of each spot, ``""`` where none) for
+    one map over the spots, scored among the annotated spots only; with the rank of each
+    region's AUROC (1: the region the map points at most)."""
+    labels = np.asarray(labels, dtype=object)
+    annotated = labels != ""
+    v = np.asarray(spot_map, dtype=np.float64)[annotated]
+    rows = [{"region": r, **region_scores(v, labels[annotated] == r)}
+            for r in sorted(set(labels[annotated]))]
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["rank"] = table["auroc"].rank(ascending=False, method="min").astype(int)
+    return table
+
+
+SUMMARY = ["auroc", "auroc_abs", "mass_ratio", "mass_inside", "area_share", "peak_in_region"]
+
+
+def summarise(per_map: pd.DataFrame, by=("method", "concept", "region")) -> pd.DataFrame:
+    """Means over the maps of each ``by`` group, with their number (``n_maps``)."""
+    by = [c for c in by if c in per_map]
+    cols = [c for c in SUMMARY + ["rank", "own"] if c in per_map]
+    table = per_map.groupby(by, sort=False)[cols].mean().reset_index()
+    table.insert(len(by), "n_maps", per_map.groupby(by, sort=False).size().to_numpy())
+    return table
+
+
+def method_localisation(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method, over the concepts with an own region: mean AUROC, mass ratio and peak rate
+    on that region, and (tissue) the share of concepts whose own region ranks first."""
+    own = table[table["own"] > 0] if "own" in table else table.iloc[0:0]
+    if not len(own):
+        return pd.DataFrame(columns=["method"])
+    out = own.groupby("method", sort=False).agg(
+        localisation_auroc=("auroc", "mean"), mass_ratio=("mass_ratio", "mean"),
+        peak_in_region=("peak_in_region", "mean")).reset_index()
+    if "rank" in own:
+        out["own_region_first"] = own.groupby("method", sort=False)["rank"].apply(
+            lambda r: float((r == 1).mean())).to_numpy()
+    return out

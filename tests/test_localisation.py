@@ -1,0 +1,180 @@
+"""Where the maps point: the localisation metrics on planted cases, face parts from CelebA's
+landmarks, boxes given with images, and the localise stage on a tissue and on images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from concept_saliency.localisation import (
+    CELEBA_PARTS,
+    FACE_PARTS,
+    box_masks,
+    face_part_boxes,
+    region_scores,
+    score_against_regions,
+)
+from helpers import run_stage
+
+
+def test_a_map_exactly_on_the_region_a_uniform_map_and_a_map_elsewhere():
+    region = np.zeros(100, bool)
+    region[:20] = True
+    exact = region.astype(float)
+    on = region_scores(exact, region)
+    assert on["auroc"] == 1.0 and on["auroc_abs"] == 1.0 and on["peak_in_region"] == 1.0
+    assert on["mass_inside"] == 1.0 and on["mass_ratio"] == pytest.approx(5.0)  # 1 / 0.2
+    uniform = region_scores(np.ones(100), region)
+    assert uniform["auroc"] == 0.5 and uniform["mass_ratio"] == pytest.approx(1.0)
+    elsewhere = np.zeros(100)
+    elsewhere[50:70] = 1.0
+    off = region_scores(elsewhere, region)
+    assert off["auroc"] < 0.5 and off["mass_ratio"] == 0.0 and off["peak_in_region"] == 0.0
+    # the signed AUROC tells a map that lowers the score in the region from one that raises it
+    assert region_scores(-exact, region)["auroc"] == 0.0 and region_scores(-exact, region)["auroc_abs"] == 1.0
+
+
+def test_every_region_of_a_tissue_is_ranked():
+    labels = np.array(["GCL"] * 10 + ["MCL"] * 5 + ["ONL"] * 10 + [""] * 3, dtype=object)
+    spot_map = np.where(labels == "MCL", 2.0, 0.0) + np.where(labels == "GCL", 1.0, 0.0)
+    table = score_against_regions(spot_map, labels).set_index("region")
+    assert list(table.index) == ["GCL", "MCL", "ONL"]  # the unannotated spots are left out
+    assert table.loc["MCL", "auroc"] == 1.0 and table.loc["MCL", "rank"] == 1
+    assert table.loc["GCL", "rank"] == 2 and table.loc["ONL", "rank"] == 3
+
+
+def test_face_parts_surround_their_landmarks_on_the_real_tables(data_dir):
+    from concept_saliency.data.celeba import crop_box, packed_landmarks, read_landmarks
+
+    land = read_landmarks(data_dir / "celeba" / "list_landmarks_align_celeba_000001-010000.csv")
+    lm = land.values[:500].astype(float)
+    size = 64
+    packed = packed_landmarks(lm, size)
+    # the packed positions are those of the paper's crop, resized
+    for row, p in zip(lm[:5], packed[:5]):
+        left, top, right, bottom = crop_box(row, 178, 218)
+        np.testing.assert_allclose(p[0::2], (row[0::2] - left) * size / (right - left), rtol=1e-5)
+        np.testing.assert_allclose(p[1::2], (row[1::2] - top) * size / (bottom - top), rtol=1e-5)
+    boxes = face_part_boxes(packed, size)
+    assert boxes.shape == (500, len(FACE_PARTS), 4) and (boxes >= 0).all() and (boxes <= size).all()
+    part = {name: boxes[:, i] for i, name in enumerate(FACE_PARTS)}
+
+    def contains(box, x, y):
+        return (box[:, 0] <= x) & (x <= box[:, 2]) & (box[:, 1] <= y) & (y <= box[:, 3])
+
+    assert contains(part["eyes"], packed[:, 0], packed[:, 1]).all()        # left eye
+    assert contains(part["eyes"], packed[:, 2], packed[:, 3]).all()        # right eye
+    assert contains(part["nose"], packed[:, 4], packed[:, 5]).mean() > 0.99
+    assert contains(part["mouth"], packed[:, 6], packed[:, 7]).all()       # mouth corners
+    assert contains(part["mouth"], packed[:, 8], packed[:, 9]).all()
+    # top to bottom: forehead, brows, eyes, mouth, chin
+    centre = (boxes[:, :, 1] + boxes[:, :, 3]) / 2
+    order = [FACE_PARTS.index(p) for p in ("forehead", "brows", "eyes", "mouth", "chin")]
+    assert (np.diff(centre[:, order], axis=1) > 0).all()
+    masks = box_masks(part["mouth"], (size, size))
+    assert masks.shape == (500, size, size) and 0.02 < masks.mean() < 0.25
+    assert set(CELEBA_PARTS.values()) <= set(FACE_PARTS)
+
+
+def write_tissue(tmp_path, layers: np.ndarray):
+    """A 6x6 grid of spots with a region each, two gene concepts, and their maps."""
+    from concept_saliency.artifacts import Provenance
+    from concept_saliency.concept_vectors import Concept, write_concepts
+    from concept_saliency.data.grid import GridIndex, write_grid
+    from concept_saliency.saliency_maps import maps_writer
+
+    n_spots = layers.size
+    rows, cols = np.divmod(np.arange(n_spots), 6)
+    index = GridIndex([f"{c}x{r}" for r, c in zip(rows, cols)], rows.astype(np.int32), cols.astype(np.int32),
+                      (8, 8))
+    grid = tmp_path / "grid.h5"
+    write_grid(grid, index, list(layers.ravel()))
+    Provenance("test").write(grid, "csm.spatial-grid")
+    genes = [f"g{i}" for i in range(10)]
+    members = np.zeros(10, bool)
+    members[[0, 1]] = True
+    concepts = tmp_path / "concepts.h5"
+    write_concepts(concepts, [Concept("inner", "region", np.ones(3), members),
+                              Concept("flat", "gene_set", np.ones(3), ~members)],
+                   np.zeros((10, 2)), {"inner": np.array([0, 1]), "flat": np.array([2, 3])}, genes)
+    Provenance("test").write(concepts, "csm.concepts")
+    inner = np.zeros((2, 8, 8, 1))
+    inner[:, rows[layers.ravel() == "inner"], cols[layers.ravel() == "inner"], 0] = 1.0
+    maps = tmp_path / "vanilla_gradient.h5"
+    with maps_writer(maps, "vanilla_gradient", {}) as out:
+        out.add("inner", np.array([0, 1]), ["g0", "g1"], inner, np.zeros(2))
+        out.add("flat", np.array([2, 3]), ["g2", "g3"], np.ones((2, 8, 8, 1)), np.zeros(2))
+    Provenance("test").write(maps, "csm.saliency")
+    return grid, concepts, maps
+
+
+def test_the_localise_stage_scores_every_concept_against_every_region_of_a_tissue(tmp_path):
+    layers = np.where(np.add.outer(np.arange(6), np.arange(6)) < 4, "inner", "outer").astype(object)
+    grid, concepts, maps = write_tissue(tmp_path, layers)
+    out = tmp_path / "evaluation"
+    run_stage("localise", ("table", "per_sample", "figure"), concepts=str(concepts), maps=[str(maps)],
+              grid=str(grid), table=str(out / "localisation.tsv"), per_sample=str(out / "per_map.tsv"),
+              figure=str(out / "localisation.png"), regions={"inner": "inner"}, seed=0)
+    table = pd.read_csv(out / "localisation.tsv", sep="\t").set_index(["method", "concept", "region"])
+    on = table.loc[("vanilla_gradient", "inner", "inner")]
+    assert on["auroc"] == 1.0 and on["rank"] == 1 and on["own"] == 1 and on["peak_in_region"] == 1.0
+    assert table.loc[("vanilla_gradient", "inner", "outer"), "auroc"] == 0.0
+    assert table.loc[("vanilla_gradient", "flat", "inner"), "auroc"] == 0.5  # uniform: chance
+    assert table.loc[("vanilla_gradient", "flat", "inner"), "mass_ratio"] == pytest.approx(1.0)
+    random = table.loc[("random", "inner", "inner")]
+    assert 0.2 < random["auroc"] < 0.8
+    assert (out / "localisation.png").stat().st_size > 5000
+
+
+def test_boxes_given_with_images_are_packed_scaled_and_maps_scored_against_them(tmp_path):
+    from PIL import Image
+
+    from concept_saliency.data.samples import SampleStore
+    from concept_saliency.errors import InputDataError
+    from concept_saliency.stages.prepare_images import prepare_images
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((40, 80, 3), 60 * i, np.uint8)).save(folder / f"f{i}.png")  # 80 wide
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,Smiling\n" + "".join(f"f{i}.png,{i % 2}\n" for i in range(4)))
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("image,region,x0,y0,x1,y1\nf1.png,mouth,20,20,60,40\nf3.png,mouth,0,0,40,20\n")
+    samples = tmp_path / "samples.h5"
+    kw = dict(images=str(folder), labels=str(labels), samples=str(samples), image_size=16,
+              validation_fraction=0.25, seed=0, boxes=str(boxes))
+    run_stage("prepare_images", ("samples",), **kw)
+    with SampleStore(str(samples)) as store:
+        assert store.box_names == ["mouth"]
+        np.testing.assert_allclose(store.boxes[1, 0], [4, 8, 12, 16])   # x * 16/80, y * 16/40
+        np.testing.assert_allclose(store.boxes[3, 0], [0, 0, 8, 8])
+        assert np.isnan(store.boxes[0]).all()
+    # a box beyond its image, and a line naming an image not in the table, are refused
+    samples.unlink()
+    boxes.write_text("image,region,x0,y0,x1,y1\nf1.png,mouth,20,20,90,40\n")
+    with pytest.raises(InputDataError, match="boxes.csv: the box of 'mouth' on f1.png ends at"):
+        prepare_images(**kw)
+    boxes.write_text("image,region,x0,y0,x1,y1\nnope.png,mouth,1,1,2,2\n")
+    with pytest.raises(InputDataError, match="line 2: image 'nope.png' is not in the label table"):
+        prepare_images(**kw)
+
+
+def test_the_regions_a_config_gives_its_concepts():
+    from concept_saliency.config import localised, own_regions
+    from concept_saliency.errors import ConfigError
+
+    celeba = {"type": "images", "source": {"celeba": {"directory": "/x"}},
+              "concepts": {"attributes": ["Smiling", "Eyeglasses", "Young"]}}
+    assert own_regions("c", celeba) == {"Eyeglasses": "eyes", "Smiling": "mouth"} and localised(celeba)
+    celeba["localisation"] = {"regions": {"Young": "forehead", "Smiling": "chin"}}
+    assert own_regions("c", celeba) == {"Eyeglasses": "eyes", "Smiling": "chin", "Young": "forehead"}
+    celeba["localisation"] = {"regions": {"Smilling": "mouth"}}
+    with pytest.raises(ConfigError, match="localisation.regions': no concept named Smilling"):
+        own_regions("c", celeba)
+    tissue = {"type": "spatial", "source": {"st_counts": {"counts": "c.tsv", "annotation": "a.tsv"}},
+              "concepts": {"seed_genes": {"doc2g": "Doc2g"}, "regions": {"gcl": "GCL", "mcl": {"region": "MCL"}}},
+              "localisation": {"regions": {"doc2g": "MCL"}}}
+    assert own_regions("t", tissue) == {"doc2g": "MCL", "gcl": "GCL", "mcl": "MCL"} and localised(tissue)
+    assert not localised({"type": "spatial", "source": {"st_counts": {"counts": "c.tsv"}}})
