@@ -75,10 +75,9 @@ def _against_masks(masks: str, ids, concept: str, values, indices) -> pd.DataFra
         if concept not in names:
             return None
         row_of = {sid: i for i, sid in enumerate(dec(f["ids"][()]))}
-        rows = [row_of[ids[i]] for i in indices]
-        order = np.argsort(rows)
-        picked = np.empty((len(rows), *f["masks"].shape[1:3]), dtype=bool)
-        picked[order] = f["masks"][np.sort(rows), :, :, names.index(concept)].astype(bool)
+        rows = np.asarray([row_of[ids[i]] for i in indices])
+        stored = f["masks"][()]  # (samples, concepts, H, W)
+        picked = stored[rows, names.index(concept)].astype(bool)
     return score_against_masks(values, picked).assign(region=concept, sample=indices, own=1)
 
 
