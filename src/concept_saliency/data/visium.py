@@ -84,7 +84,7 @@ def _check_matrix_file(path: Path) -> None:
         n_barcodes, n_features = len(m["barcodes"]), len(m["features/name"])
         problems = []
         if np.shape(shape) != (2,) or tuple(int(v) for v in shape) != (n_features, n_barcodes):
-            problems.append(f"matrix/shape is {list(np.ravel(shape))}, not [{n_features} features, "
+            problems.append(f"matrix/shape is {np.ravel(shape).tolist()}, not [{n_features} features, "
                             f"{n_barcodes} barcodes]")
         if len(m["indptr"]) != n_barcodes + 1:
             problems.append(f"matrix/indptr has {len(m['indptr'])} entries for {n_barcodes} barcodes")
@@ -119,7 +119,7 @@ def read_matrix(path: str | os.PathLike):
     _check_matrix_file(path)
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Variable names are not unique")
+            warnings.filterwarnings("ignore", message="(Variable|Observation) names are not unique")
             adata = sc.read_10x_h5(path)
     except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:
         raise InputDataError(f"{path}: cannot read the 10x matrix ({str(exc).splitlines()[0]})") from None
