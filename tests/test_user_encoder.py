@@ -219,10 +219,10 @@ def test_a_spatial_dataset_takes_its_grid_from_its_encoder_or_refuses_before_any
                     SCHEMA)
     for models, extra, message in (
         ({"mine": {"keras_file": enc}}, {"grid_size": 16},
-         "'datasets.t.grid_size': 16, but the encoder 'datasets.t.models.mine.keras_file' takes 32x32 gene images; "
-         "set grid_size: 32"),
+         f"'datasets.t.grid_size': 16, but the encoder '{key}' takes 32x32 gene images; set grid_size: 32"),
         ({"mine": {"keras_file": str(tmp_path / "rgb.keras")}}, {}, f"'{key}': .*takes images of 3 channels"),
-        ({"mine": {"keras_file": str(tmp_path / "wide.keras")}}, {}, f"'{key}': .*16x32 images; the spot grid is square"),
+        ({"mine": {"keras_file": str(tmp_path / "wide.keras")}}, {},
+         f"'{key}': .*16x32 images; the spot grid is square"),
         ({"mine": {"keras_file": enc}, "other": {"keras_file": str(tmp_path / "enc16.keras")}}, {},
          f"'datasets.t.models.other.keras_file': takes 16x16 gene images, but '{key}' takes 32x32"),
         ({"mine": {"keras_file": str(tmp_path / "enc12.keras")}, "paper": {"preset": "paper-mob"}}, {},
@@ -234,8 +234,9 @@ def test_a_spatial_dataset_takes_its_grid_from_its_encoder_or_refuses_before_any
     ):
         with pytest.raises(ConfigError, match=message):
             validate_config(tissue_config(models, **extra), SCHEMA)
-    images = {"datasets": {"d": {"type": "images", "source": {"synthetic_shapes": {}}, "concepts": {"attributes": "all"},
-                                 "models": {"m": {"keras_file": enc, "decoder_file": str(tmp_path / "dec.keras")}}}}}
+    model = {"keras_file": enc, "decoder_file": str(tmp_path / "dec.keras")}
+    images = {"datasets": {"d": {"type": "images", "source": {"synthetic_shapes": {}}, "models": {"m": model},
+                                 "concepts": {"attributes": "all"}}}}
     with pytest.raises(ConfigError, match="'datasets.d.models.m.decoder_file': only spatial datasets"):
         validate_config(images, SCHEMA)
 
@@ -253,7 +254,8 @@ def test_import_decoder_checks_the_decoder_against_the_encoder_and_the_gene_imag
     common = dict(samples=str(tmp_path / "samples.h5"), encoder=str(tmp_path / "imported.keras"),
                   decoder=str(tmp_path / "out.keras"), key=key)
     spatial_decoder(tmp_path / "dec5.keras", latent=5)
-    with pytest.raises(ConfigError, match=f"'{key}': .*takes inputs shaped \\(5,\\), but the encoder's latent has 4"):
+    with pytest.raises(ConfigError, match=f"'{key}': .*takes inputs shaped \\(5,\\), but the encoder's "
+                                          f"latent has 4"):
         import_decoder(decoder_file=str(tmp_path / "dec5.keras"), **common)
     spatial_decoder(tmp_path / "dec16.keras", size=16)
     with pytest.raises(ConfigError, match=f"'{key}': .*gives outputs shaped \\(16, 16, 1\\), but the gene "

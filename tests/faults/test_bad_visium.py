@@ -205,8 +205,8 @@ def test_scale_factors_of_another_run_put_the_spots_off_the_image(outs):
     path = outs / "spatial" / "scalefactors_json.json"
     factors = json.loads(path.read_text())
     path.write_text(json.dumps(factors | {"tissue_hires_scalef": 5.0}))
-    fails(outs, "tissue_hires_image.png", "none of the spots lies on this 2000x1500 image at tissue_hires_scalef 5",
-          "one Space Ranger run")
+    fails(outs, "tissue_hires_image.png", "one Space Ranger run",
+          "none of the spots lies on this 2000x1500 image at tissue_hires_scalef 5")
 
 
 def test_an_image_that_is_not_an_image(outs):
