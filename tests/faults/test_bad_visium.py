@@ -148,6 +148,29 @@ def test_positions_with_the_wrong_columns(outs, edit, parts):
     fails(outs, str(path), *parts)
 
 
+@pytest.mark.parametrize("variant", ["byte-order mark", "windows line ends", "spaces after commas",
+                                     "columns reordered"])
+def test_harmless_variants_of_the_positions_give_the_same_anndata(outs, variant):
+    from concept_saliency.data.spatial import read_anndata
+
+    reference = read_anndata(prepare(outs, outs.parent / "reference") / "spatial.h5ad")
+    path = positions_file(outs)
+    text = path.read_text()
+    if variant == "byte-order mark":
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    elif variant == "windows line ends":
+        path.write_bytes(text.replace("\n", "\r\n").encode())
+    elif variant == "spaces after commas":
+        path.write_text(text.replace(",", ", "))
+    else:  # the pixel columns first, by the header's names
+        path.write_text("".join(",".join([*f[4:], *f[:4]]) + "\n" for f in
+                                (line.split(",") for line in text.splitlines())))
+    adata = read_anndata(prepare(outs, outs.parent / "results") / "spatial.h5ad")
+    np.testing.assert_array_equal(adata.obsm["spatial"], reference.obsm["spatial"])
+    np.testing.assert_array_equal(adata.obs.to_numpy(), reference.obs.to_numpy())
+    np.testing.assert_array_equal(adata.X, reference.X)
+
+
 @pytest.mark.parametrize("column, value, want", [
     (2, "x", "array_row is 'x', not a whole number"), (3, "7.5", "array_col is '7.5', not a whole number"),
     (1, "2", "in_tissue is '2', not 0 or 1"), (4, "", "pxl_row_in_fullres is '', not a finite number"),

@@ -151,7 +151,8 @@ def read_positions(path: str | os.PathLike):
     ``array_row``, ``array_col`` (int) and ``pxl_row_in_fullres``, ``pxl_col_in_fullres`` (float).
 
     A header line is read when there is one (Space Ranger 2+), whatever the file's name; its
-    columns are found by name. Refused, naming the line: other columns than Space Ranger's,
+    columns are found by name (in any order). A byte-order mark, Windows line ends and spaces
+    after the commas are harmless. Refused, naming the line: other columns than Space Ranger's,
     values that are not numbers (positions: whole numbers; ``in_tissue``: 0 or 1; pixels:
     finite), a barcode given twice.
     """
@@ -159,7 +160,8 @@ def read_positions(path: str | os.PathLike):
 
     path = Path(path)
     try:
-        table = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skipinitialspace=True)
+        table = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skipinitialspace=True,
+                            encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise InputDataError(f"{path}: the positions file is empty") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
