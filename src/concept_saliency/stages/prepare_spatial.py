@@ -57,9 +57,9 @@ def prepare_spatial(*, samples: str, anndata: str, grid: str, normalisation: dic
                                    duplicate_genes=duplicate_genes)
     else:
         raw = st_counts.read_st_counts(counts, duplicate_genes)
-        matrix = st_counts.read_transformation(transformation) if transformation else None
+        alignment = st_counts.read_transformation(transformation) if transformation else None
         picture = st_counts.read_image(image) if image else None
-        adata = spatial.counts_to_anndata(raw, library_id, matrix, picture)
+        adata = spatial.counts_to_anndata(raw, library_id, alignment, picture)
         log.info("read %d spots x %d genes from %s", *raw.shape, counts)
     if annotation:
         adata.obs["region"] = st_counts.read_spot_annotation(annotation, list(adata.obs_names))
