@@ -18,7 +18,7 @@ from .errors import ConfigError
 
 SOURCES_BY_TYPE = {
     "images": ("synthetic_shapes", "image_folder", "celeba"),
-    "spatial": ("synthetic_tissue", "st_counts", "anndata"),
+    "spatial": ("synthetic_tissue", "st_counts", "anndata", "visium"),
 }
 
 
@@ -218,9 +218,77 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
             _check_model(f"datasets.{name}.models.{label}", model)
             if dataset["type"] == "images" and "preset" in model:
                 _check_image_size(name, dataset["image_size"], model["preset"])
+            if dataset["type"] == "images" and "decoder_file" in model:
+                raise ConfigError(f"config key 'datasets.{name}.models.{label}.decoder_file': only spatial "
+                                  f"datasets draw the decoded concept vector; remove it")
+        if dataset["type"] == "spatial":
+            _default_duplicate_genes(name, dataset, as_written["datasets"][name])
     _expand_paths(config, schema)
     _check_results(config["results"])
+    for name, dataset in config.get("datasets", {}).items():
+        if dataset["type"] == "spatial":
+            encoder_grid(name, dataset)  # an encoder that cannot take the spot grid: refused now
     return config
+
+
+def _default_duplicate_genes(name: str, dataset: dict, as_written: dict) -> None:
+    """``normalisation.duplicate_genes`` not written: ``sum`` for a visium source, whose 10x
+    references give a few distinct genes (Ensembl ids) one symbol; ``refuse`` otherwise."""
+    if source_kind(name, dataset) == "visium" and \
+            "duplicate_genes" not in (as_written.get("normalisation") or {}):
+        dataset["normalisation"]["duplicate_genes"] = "sum"
+
+
+def encoder_grid(name: str, dataset: dict) -> tuple[int, str] | None:
+    """``(side, config key)``: the spot grid the user's own encoders (``keras_file`` models) of a
+    spatial dataset take, read from their files without Keras (:mod:`.keras_files`), and the
+    key of the first; ``None`` when no encoder fixes it (a free input size, or one the file does
+    not state plainly: the import stage checks those).
+
+    Refused (:class:`ConfigError` naming the key): an input of other than one channel (gene
+    images are ``(H, W, 1)``), not square (the grid is), encoders of one dataset taking two
+    sizes, a ``grid_size`` other than theirs, a size a preset model of the dataset cannot halve.
+    """
+    from .keras_files import input_shape
+    from .presets import check_input_shape, get_preset
+
+    found: list[tuple[int, str]] = []
+    for label, model in dataset.get("models", {}).items():
+        if "keras_file" not in model:
+            continue
+        key = f"datasets.{name}.models.{label}.keras_file"
+        shape = input_shape(model["keras_file"])
+        if shape is None or len(shape) != 3:
+            continue
+        height, width, channels = shape
+        if channels not in (None, 1):
+            raise ConfigError(f"config key '{key}': {model['keras_file']} takes images of {channels} channels; "
+                              f"the gene images of a spatial dataset have one (shape (H, W, 1))")
+        if None not in (height, width) and height != width:
+            raise ConfigError(f"config key '{key}': {model['keras_file']} takes {height}x{width} images; the "
+                              f"spot grid is square: give an encoder of square input")
+        if height is not None or width is not None:
+            found.append((height if height is not None else width, key))
+    if not found:
+        return None
+    side, key = found[0]
+    other = next(((s, k) for s, k in found if s != side), None)
+    if other:
+        raise ConfigError(f"config key '{other[1]}': takes {other[0]}x{other[0]} gene images, but '{key}' "
+                          f"takes {side}x{side}: the models of one dataset share its spot grid; give "
+                          f"them separate datasets")
+    grid = dataset.get("grid_size", "auto")
+    if grid != "auto" and int(grid) != side:
+        raise ConfigError(f"config key 'datasets.{name}.grid_size': {grid}, but the encoder '{key}' "
+                          f"takes {side}x{side} gene images; set grid_size: {side} (or auto)")
+    for label, model in dataset.get("models", {}).items():
+        if "preset" in model:
+            try:
+                check_input_shape(get_preset(model["preset"]), (side, side))
+            except ConfigError as exc:
+                raise ConfigError(f"config key '{key}': it takes {side}x{side} gene images, and model "
+                                  f"'{label}' trains on the same grid: {exc}") from None
+    return side, key
 
 
 def _schema_message(error) -> str:
@@ -423,3 +491,12 @@ def _check_model(key: str, model: dict) -> None:
     elif model.get("latent_output") is not None:
         raise ConfigError(f"config key '{key}.latent_output': only for a keras_file model "
                           f"(a trained preset's latent is z_mean)")
+    if "decoder_file" in model:
+        if "keras_file" not in model:
+            raise ConfigError(f"config key '{key}.decoder_file': only for a keras_file model (a trained "
+                              f"preset has its own decoder)")
+        path = Path(model["decoder_file"])
+        if path.suffix != ".keras":
+            raise ConfigError(f"config key '{key}.decoder_file': {path} is not a Keras 3 '.keras' file")
+        if not path.is_file():
+            raise ConfigError(f"config key '{key}.decoder_file': no such file: {path}")

@@ -132,8 +132,14 @@ def plot_concept_on_tissue(adata, concept: str, title: str = "") -> Figure:
         cbar = ax.figure.colorbar(discs, ax=ax, fraction=0.046, pad=0.02)
         cbar.ax.tick_params(labelsize=6)
 
-    panel(axes[0, 0], adata.obs[map_key(concept, "decoded")], False)
-    axes[0, 0].set_title("decoded concept vector", fontsize=8)
+    if map_key(concept, "decoded") in adata.obs:
+        panel(axes[0, 0], adata.obs[map_key(concept, "decoded")], False)
+        axes[0, 0].set_title("decoded concept vector", fontsize=8)
+    else:  # a model of the user's own, without its decoder
+        axes[0, 0].set_xticks([])
+        axes[0, 0].set_yticks([])
+        axes[0, 0].text(0.5, 0.5, "no decoder\n(give the model's\ndecoder_file)", ha="center",
+                        va="center", fontsize=7, transform=axes[0, 0].transAxes)
     axes[0, 0].set_ylabel("concept", fontsize=8)
     for j, method in enumerate(methods):
         panel(axes[0, 1 + j], adata.obs[map_key(concept, method)], True)

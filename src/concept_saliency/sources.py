@@ -16,7 +16,11 @@ How each source kind names its files:
   images is tracked by its manifest (``raw/celeba_images_manifest.tsv``);
 - ``st_counts``: ``counts``, ``transformation``, ``image``, ``annotation``; ``anndata``:
   ``path`` (role ``h5ad``). Each is a local path, a URL, or ``{url, checksum}``
-  (fetched to ``raw/download/<file name>``).
+  (fetched to ``raw/download/<file name>``);
+- ``visium``: the files of Space Ranger's ``outs`` folder (``path``), each by its role
+  (:data:`VISIUM_FILES`), so that editing any of them reruns the prepare stage (a folder
+  input would count by its own modification time only); a required file that is missing
+  is refused while the DAG is built, naming it and the config key.
 
 Light on purpose (standard library only): the Snakefile calls it while it builds the DAG.
 """
@@ -52,6 +56,16 @@ CELEBA_REQUIRED = ("images", "attributes", "landmarks")
 SPATIAL_KEYS = {"st_counts": {"counts": "counts", "transformation": "transformation",
                               "image": "image", "annotation": "annotation"},
                 "anndata": {"path": "h5ad"}}
+#: Space Ranger's files inside ``outs/``, by role (the prepare stage's keyword): the first of the
+#: names that exists; ``None`` marks an optional file. Space Ranger 1 writes the positions
+#: without a header as ``tissue_positions_list.csv``, 2 and later with one as ``tissue_positions.csv``.
+VISIUM_FILES = {
+    "matrix": ("{count_file}_feature_bc_matrix.h5",),
+    "positions": ("spatial/tissue_positions.csv", "spatial/tissue_positions_list.csv"),
+    "scalefactors": ("spatial/scalefactors_json.json",),
+    "hires_image": ("spatial/tissue_hires_image.png", None),
+    "lowres_image": ("spatial/tissue_lowres_image.png", None),
+}
 
 
 @dataclass(frozen=True)
@@ -103,7 +117,47 @@ def source_files(name: str, dataset: dict, results: str) -> dict[str, SourceFile
         return files
     if kind == "celeba":
         return _celeba_files(name, spec, raw)
+    if kind == "visium":
+        return _visium_files(name, spec)
     return _spatial_files(name, kind, spec, raw)
+
+
+def visium_outs(name: str, spec: dict) -> Path:
+    """Space Ranger's ``outs`` folder: ``path``, or ``path/outs`` when ``path`` is the run's folder."""
+    key = f"datasets.{name}.source.visium.path"
+    folder = Path(spec["path"])
+    if not folder.is_dir():
+        raise ConfigError(f"config key '{key}': {folder} is not a folder; give Space Ranger's 'outs' "
+                          f"folder (the one holding filtered_feature_bc_matrix.h5 and spatial/)")
+    if not (folder / "spatial").is_dir() and (folder / "outs" / "spatial").is_dir():
+        return folder / "outs"
+    return folder
+
+
+def _visium_files(name: str, spec: dict) -> dict[str, SourceFile]:
+    key = f"datasets.{name}.source.visium"
+    outs = visium_outs(name, spec)
+    count_file = spec.get("count_file", "filtered")
+    files: dict[str, SourceFile] = {}
+    for role, names in VISIUM_FILES.items():
+        candidates = [n.format(count_file=count_file) for n in names if n is not None]
+        found = [outs / n for n in candidates if (outs / n).is_file()]
+        if found:
+            files[role] = SourceFile(str(found[0]))
+        elif None not in names:
+            hint = ""
+            if role == "positions" and (outs / "spatial" / "tissue_positions.parquet").exists():
+                hint = ("; it has tissue_positions.parquet, as Visium HD's binned outputs have: only "
+                        "Visium's spot arrays (CSV positions) are read")
+            elif role == "matrix":
+                other = "raw" if count_file == "filtered" else "filtered"
+                if (outs / f"{other}_feature_bc_matrix.h5").is_file():
+                    hint = f"; it has {other}_feature_bc_matrix.h5: set '{key}.count_file: {other}'"
+            raise ConfigError(f"config key '{key}.path': {outs} has no {' or '.join(candidates)} "
+                              f"(Space Ranger's {role.replace('_', ' ')} file){hint}")
+    if spec.get("annotation"):
+        files["annotation"] = SourceFile(str(spec["annotation"]))
+    return files
 
 
 def _celeba_files(name: str, spec: dict, raw: str) -> dict[str, SourceFile]:

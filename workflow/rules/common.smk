@@ -17,6 +17,7 @@ from concept_saliency.code_closure import (
 from concept_saliency.config import (
     check_config_files,
     concept_names,
+    encoder_grid,
     localised,
     own_regions,
     source_kind,
@@ -32,6 +33,12 @@ try:
         config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
     )
     CONCEPTS = {ds: concept_names(ds, cfg) for ds, cfg in config["datasets"].items()}
+    # spatial dataset -> (side, config key) of the spot grid its own encoders take, or None
+    ENCODER_GRID = {
+        ds: encoder_grid(ds, cfg)
+        for ds, cfg in config["datasets"].items()
+        if cfg["type"] == "spatial"
+    }
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -105,6 +112,17 @@ def encoder_of(wc):
     return f"{R}/{wc.dataset}/{wc.model}/model/{name}"
 
 
+def decoder_of(wc):
+    """The decoder of the decoded concept vector: the trained VAE's, the user's own
+    (decoder_file, imported), or none."""
+    base = f"{R}/{wc.dataset}/{wc.model}/model"
+    if not imported(wc.dataset, wc.model):
+        return {"vae": f"{base}/vae.keras"}
+    if "decoder_file" in model_cfg(wc):
+        return {"decoder": f"{base}/imported_decoder.keras"}
+    return {}
+
+
 def maps_of(wc):
     return expand(
         f"{R}/{wc.dataset}/{wc.model}/saliency/{{method}}.h5",
@@ -151,6 +169,8 @@ def model_targets(ds, model):
     base = f"{R}/{ds}/{model}"
     if imported(ds, model):
         targets = [f"{base}/model/imported.keras"]
+        if "decoder_file" in DATASETS[ds]["models"][model]:
+            targets.append(f"{base}/model/imported_decoder.keras")
     else:
         targets = [
             f"{base}/model/{f}"
@@ -240,13 +260,30 @@ def image_background(wc):
 
 
 def spatial_options(wc):
-    """Options of an anndata source: counts_layer, region_key, library_id."""
-    spec = dataset(wc)["source"].get("anndata")
-    if spec is None:
+    """Options of an anndata source (counts_layer, region_key, library_id) or a visium
+    source (in_tissue_only, library_id)."""
+    source = dataset(wc)["source"]
+    if "anndata" in source:
+        keys = ("counts_layer", "region_key", "library_id")
+    elif "visium" in source:
+        keys = ("in_tissue_only", "library_id")
+    else:
         return {}
-    return canonical(
-        {k: spec.get(k) for k in ("counts_layer", "region_key", "library_id")}
-    )
+    spec = next(iter(source.values()))
+    return canonical({k: spec.get(k) for k in keys})
+
+
+def grid_size_of(wc):
+    """The spot grid's side: the dataset's grid_size, or the one its own encoders take."""
+    fixed = ENCODER_GRID.get(wc.dataset)
+    size = dataset(wc)["grid_size"]
+    return fixed[0] if fixed and size == "auto" else size
+
+
+def presets_of(wc):
+    """The presets trained on the dataset (the grid must suit their strides)."""
+    models = dataset(wc)["models"].values()
+    return sorted({m["preset"] for m in models if "preset" in m})
 
 
 def spatial_anndata_of(wc):

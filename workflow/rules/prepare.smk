@@ -43,7 +43,8 @@ rule prepare_spatial:
         CONDA_ENV
     params:
         normalisation=lambda wc: canonical(dataset(wc)["normalisation"]),
-        grid_size=lambda wc: dataset(wc)["grid_size"],
+        grid_size=grid_size_of,
+        grid_from=lambda wc: (ENCODER_GRID.get(wc.dataset) or (None, None))[1],
         max_grid=lambda wc: dataset(wc)["max_grid"],
         validation_fraction=lambda wc: dataset(wc)["validation_fraction"],
         seed=config["seed"],
@@ -52,6 +53,6 @@ rule prepare_spatial:
             "library_id"
         )
         or wc.dataset,
-        presets=lambda wc: sorted({m["preset"] for m in dataset(wc)["models"].values()}),
+        presets=presets_of,
     script:
         "../scripts/prepare_spatial.py"

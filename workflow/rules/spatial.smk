@@ -3,12 +3,12 @@
 
 rule spatial_maps:
     input:
+        unpack(decoder_of),
         anndata=f"{R}/{{dataset}}/data/spatial.h5ad",
         grid=f"{R}/{{dataset}}/data/grid.h5",
         latents=f"{R}/{{dataset}}/{{model}}/latents.h5",
         concepts=f"{R}/{{dataset}}/{{model}}/concepts/concepts.h5",
         maps=maps_of,
-        vae=f"{R}/{{dataset}}/{{model}}/model/vae.keras",
         code=stage_code("spatial_maps"),
     output:
         spatial_maps=f"{R}/{{dataset}}/{{model}}/maps.h5ad",

@@ -73,3 +73,25 @@ rule import_encoder:
         key=lambda wc: f"datasets.{wc.dataset}.models.{wc.model}.keras_file",
     script:
         "../scripts/import_encoder.py"
+
+
+# And, for the decoded concept vector of spatial data, the user's own decoder (decoder_file):
+# checked against the imported encoder and the gene images.
+
+
+rule import_decoder:
+    input:
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+        encoder=f"{R}/{{dataset}}/{{model}}/model/imported.keras",
+        decoder_file=lambda wc: model_cfg(wc)["decoder_file"],
+        code=stage_code("import_decoder"),
+    output:
+        decoder=f"{R}/{{dataset}}/{{model}}/model/imported_decoder.keras",
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/import_decoder.log",
+    conda:
+        "../../envs/concept-saliency.yaml"
+    params:
+        key=lambda wc: f"datasets.{wc.dataset}.models.{wc.model}.decoder_file",
+    script:
+        "../scripts/import_decoder.py"

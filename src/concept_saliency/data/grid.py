@@ -83,26 +83,48 @@ def _far_spots(adata, row, col, fits) -> str:
             f"remove {'them' if many else 'it'}")
 
 
+def is_hexagonal(row: np.ndarray, col: np.ndarray) -> bool:
+    """Visium's numbering of a hexagonal array: ``row + col`` even for every spot, both parities
+    of column present (odd rows hold the odd columns)."""
+    return len(col) > 1 and bool(np.all((row + col) % 2 == 0)) and len(np.unique(col % 2)) == 2
+
+
+def grid_positions(adata, hexagonal: bool | str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """``(row, col)``: each spot's position on the grid before centring: ``array_row`` and
+    ``array_col``, the columns of a hexagonal array halved (``col // 2``, see :func:`grid_index`)."""
+    col = adata.obs["array_col"].to_numpy().astype(np.int64)
+    row = adata.obs["array_row"].to_numpy().astype(np.int64)
+    if hexagonal == "auto":
+        hexagonal = is_hexagonal(row, col)
+    return row, (col // 2 if hexagonal else col)
+
+
+def grid_extent(adata, hexagonal: bool | str = "auto") -> int:
+    """Pixels across the spot array on the grid (rows or columns, the larger)."""
+    return _extent(*grid_positions(adata, hexagonal))
+
+
 def grid_index(adata, grid_size: int | str = "auto", multiple: int = 8,
                hexagonal: bool | str = "auto", max_grid: int = MAX_GRID, source: str = "") -> GridIndex:
     """Spot -> pixel: the array positions (``obs["array_row"]``, ``obs["array_col"]``),
     centred on a square grid.
 
     ``grid_size="auto"``: the smallest power of two (at least ``multiple``)
-    that holds the array (32 for the MOB arrays). ``hexagonal``: Visium's
-    hexagonal arrays number columns so that ``row + col`` is always even; their
-    columns are halved so that neighbouring spots are neighbouring pixels
-    (``"auto"``: when every spot has an even ``row + col``). Two spots on one
-    pixel are an error. A grid larger than ``max_grid`` (automatic or given) is refused,
-    naming the spots far from the others when a few of them make it so large (one
-    mistyped position would otherwise make gigabytes of mostly empty images).
+    that holds the array (32 for the MOB arrays, 128 for a whole Visium array).
+    ``hexagonal``: Visium's hexagonal arrays number columns so that ``row + col`` is
+    always even (even rows hold the even columns, odd rows the odd ones); a spot
+    goes to pixel column ``col // 2``, its row staying its row (``"auto"``: when every
+    spot has an even ``row + col``, :func:`is_hexagonal`). The pixel grid is then the
+    "odd-r" offset layout of the hexagonal lattice: the two neighbours of a spot in
+    its row are the pixels left and right of it, its four neighbours in the rows above
+    and below are the pixels straight above/below and one to the left (even rows) or
+    right (odd rows), so every neighbouring spot is a neighbouring pixel and no two
+    spots share one. Two spots on one pixel are an error. A grid larger than
+    ``max_grid`` (automatic or given) is refused, naming the spots far from the others
+    when a few of them make it so large (one mistyped position would otherwise make
+    gigabytes of mostly empty images).
     """
-    col = adata.obs["array_col"].to_numpy().astype(np.int64)
-    row = adata.obs["array_row"].to_numpy().astype(np.int64)
-    if hexagonal == "auto":
-        hexagonal = len(col) > 1 and bool(np.all((row + col) % 2 == 0)) and len(np.unique(col % 2)) == 2
-    if hexagonal:
-        col = col // 2
+    row, col = grid_positions(adata, hexagonal)
     extent = _extent(row, col)
     prefix = f"{source}: " if source else ""
     if grid_size == "auto":

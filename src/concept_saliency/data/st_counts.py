@@ -316,19 +316,22 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_spot_annotation(path: str | os.PathLike, spots: list[str]) -> list[str]:
-    """A TSV (spot, region; a header line is optional) -> the region of each spot in ``spots``
-    ('' where unannotated). Spots are matched by name, or by their ``XxY`` position.
+    """A TSV (spot, region; a header line is optional; comma-separated when the name ends in
+    ``.csv``, as Space Ranger's ``clusters.csv``) -> the region of each spot in ``spots``
+    ('' where unannotated). Spots are matched by name (a Visium barcode), or by their ``XxY`` position.
 
     Refused: no spot of the annotation among ``spots``, and a spot given twice (by name or
     position) with two different regions (the same region twice is accepted)."""
     import pandas as pd
 
     try:
-        table = pd.read_csv(path, sep="\t", dtype=str, header=None, comment=None).fillna("")
+        sep = "," if Path(path).suffix.lower() == ".csv" else "\t"
+        table = pd.read_csv(path, sep=sep, dtype=str, header=None, comment=None).fillna("")
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputDataError(f"{path}: cannot read the spot annotation ({exc})") from None
     if table.shape[1] < 2:
-        raise InputDataError(f"{path}: expected two tab-separated columns: spot, region")
+        raise InputDataError(f"{path}: expected two {'comma' if sep == ',' else 'tab'}-separated columns: "
+                             f"spot, region")
     names = table.iloc[:, 0].str.strip()
     regions = table.iloc[:, 1].str.strip()
     lines = np.arange(1, len(table) + 1)

@@ -43,7 +43,8 @@ OUTPUT_FORMATS: dict[str, str] = {
     "file": "csm.download", "samples": "csm.samples", "report": "csm.report",
     "anndata": "csm.anndata", "grid": "csm.spatial-grid",
     # model, latents, concepts, maps
-    "vae": "csm.keras-model", "encoder": "csm.keras-model", "history": "csm.history",
+    "vae": "csm.keras-model", "encoder": "csm.keras-model", "decoder": "csm.keras-model",
+    "history": "csm.history",
     "latents": "csm.latents", "concepts": "csm.concepts", "maps": "csm.saliency",
     "spatial_maps": "csm.spatial-maps",
     # tables and figures for people
