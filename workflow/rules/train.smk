@@ -90,7 +90,7 @@ rule import_decoder:
     log:
         f"{R}/{{dataset}}/{{model}}/logs/import_decoder.log",
     conda:
-        "../../envs/concept-saliency.yaml"
+        CONDA_ENV
     params:
         key=lambda wc: f"datasets.{wc.dataset}.models.{wc.model}.decoder_file",
     script:
