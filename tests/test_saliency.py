@@ -409,8 +409,10 @@ def test_unsupported_layers_are_named_for_modified_rules_only(rng):
     model = keras.Model(inp, z)
     x = rng.normal(size=(1, 8, 8, 2)).astype(np.float32)
     for method in ("guided_backprop", "deconvnet", "rectgrad", "epsilon_lrp", "deeplift"):
-        with pytest.raises(ConfigError, match=f"'{method}': layer 'my_norm' \\(LayerNormalization\\)"):
+        with pytest.raises(ConfigError, match=f"'{method}': layer 'my_norm' \\(LayerNormalization\\)") as info:
             attribute(model, np.ones(3), x, method)
+        assert ("use one of vanilla_gradient, gradient_x_input, smoothgrad, integrated_gradients, occlusion "
+                "for this model") in str(info.value)
     for method in ("vanilla_gradient", "integrated_gradients", "occlusion"):  # autodiff copes
         assert np.isfinite(attribute(model, np.ones(3), x, method)).all()
     soft = keras.Model(inp, layers.Dense(3, activation="softmax", name="probs")(layers.Flatten()(inp)))
@@ -450,3 +452,59 @@ def test_integrated_gradients_split_into_chunks_equal_one_call(rng):
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         path = [fn for key, fn in _COMPILED[latent_model(model)].items() if key[0] == "path"]
         assert len(path) == 1 and path[0].traces() == 1
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+def test_chunks_keep_row_order_and_pad_only_a_short_last_chunk_of_several():
+    from concept_saliency.saliency.batching import chunks, map_chunks, sum_chunks
+
+    x = np.arange(7.0)[:, None] * np.ones((1, 2))
+    labels = np.arange(7) + 10
+    seen = []
+
+    def double(a, b):
+        seen.append((len(a), a[:, 0].tolist(), b.tolist()))
+        return 2 * a, None, b
+
+    doubled, none, same = map_chunks(double, (x, labels), 3, pad=True)
+    np.testing.assert_array_equal(doubled, 2 * x)
+    np.testing.assert_array_equal(same, labels)
+    assert none is None
+    # three chunks of 3 rows; the last one holds row 6 then two zero rows
+    assert seen == [(3, [0, 1, 2], [10, 11, 12]), (3, [3, 4, 5], [13, 14, 15]), (3, [6, 0, 0], [16, 0, 0])]
+    assert [len(c[0]) for _, c in chunks((x,), 3)] == [3, 3, 1]  # no padding asked for
+    assert [rows for rows, c in chunks((x,), 3, pad=True)] == [3, 3, 1]
+    assert [len(c[0]) for _, c in chunks((x[:2],), 3, pad=True)] == [2]  # a single chunk is not padded
+    assert sum_chunks(lambda a: a.sum(), (x,), 3, pad=True) == x.sum()
+    with pytest.raises(ValueError, match="different lengths"):
+        next(chunks((x, labels[:5]), 3))
+    with pytest.raises(ValueError, match=">= 1"):
+        next(chunks((x,), 0))
+
+
+def test_a_method_is_one_class(rng):
+    """A subclass with a name and a rule is registered and runs through every entry point."""
+    from concept_saliency.saliency import methods
+    from concept_saliency.saliency.rules import DECONVNET
+
+    class PositiveInputGradient(methods.ConceptAttribution):
+        """Deconvnet's gradient times the input (a test method)."""
+
+        name = "test_positive_input_gradient"
+        rule = DECONVNET
+
+        def _attribute(self, x, c):
+            return x * self.gradient(x, c)[1]
+
+    try:
+        model = tiny_encoder(seed=24)
+        x = rng.normal(size=(3, 8, 8, 2)).astype(np.float32)
+        assert get_method("test_positive_input_gradient") is PositiveInputGradient
+        maps = attribute(model, np.ones(3), x, "test_positive_input_gradient")
+        np.testing.assert_allclose(maps, x * attribute(model, np.ones(3), x, "deconvnet"), rtol=1e-6)
+        with pytest.raises(ValueError, match="two saliency methods are named 'deconvnet'"):
+            type("Twice", (methods.ConceptAttribution,), {"name": "deconvnet"})
+    finally:
+        del METHODS["test_positive_input_gradient"]
