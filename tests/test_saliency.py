@@ -35,17 +35,19 @@ def _scores(model, x, c):
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-@pytest.mark.parametrize("phase_route", [False, True], ids=["tf-gradient", "phase-route"])
-def test_vanilla_gradient_equals_central_finite_differences(float64, rng, monkeypatch, activation, phase_route):
+@pytest.mark.parametrize("route", ["tf-gradient", "phase-route", "merged-route"])
+def test_vanilla_gradient_equals_central_finite_differences(float64, rng, monkeypatch, activation, route):
     import keras
 
     from concept_saliency.saliency import strided_conv
 
-    model = tiny_encoder(activation=activation, seed=3)
-    if phase_route:  # the strided convolution's input gradient by strided_conv's phases
-        monkeypatch.setattr(strided_conv, "MIN_CHANNELS", 1)
-        if keras.backend.backend() == "tensorflow":
-            assert strided_conv.accelerates(model.layers[1], tuple(model.layers[1].input.shape))
+    model = tiny_encoder(activation=activation, seed=3)  # a strided convolution from 2 channels
+    # the strided convolution's input gradient by TensorFlow, strided_conv's phases, or its merged phases
+    monkeypatch.setattr(strided_conv, "MIN_CHANNELS", 1 if route == "phase-route" else 128)
+    monkeypatch.setattr(strided_conv, "MAX_MERGED_CHANNELS", 2 if route == "merged-route" else 0)
+    if keras.backend.backend() == "tensorflow":
+        assert strided_conv.accelerates(model.layers[1], tuple(model.layers[1].input.shape)) == (
+            route != "tf-gradient")
     c = rng.normal(size=3)
     x = rng.normal(size=(2, 8, 8, 2))
     grad = attribute(model, c, x, "vanilla_gradient")

@@ -143,13 +143,18 @@ def _build(model: keras.Model, kind: str, rule: Rule, sample_shape, latent_dim, 
         import tensorflow as tf
 
         xs, cs = tf.TensorSpec((None, *sample_shape), dtype), tf.TensorSpec((None, latent_dim), dtype)
-        ks, ps = tf.TensorSpec((None,), dtype), tf.TensorSpec((), dtype)
+        ks, ps = tf.TensorSpec((None,), dtype), tf.TensorSpec((), tf.float64)
         signature = {"scores": [xs, cs], "gradient": [xs, cs, ps], "paired_gradient": [xs, cs, xs, ps],
                      "path": [xs, xs, cs, ks, ks]}[kind]
         return _build_tensorflow(kind, scores, signature)
     if backend == "jax":
         return _build_jax(kind, scores, model)
     raise NotImplementedError(f"saliency needs the tensorflow or jax Keras backend, not {backend!r}")
+
+
+def _shared(rows: np.ndarray) -> np.ndarray:
+    """``rows[:1]`` where every row equals the first, else ``rows``."""
+    return rows[:1] if len(rows) and (rows.strides[0] == 0 or (rows == rows[:1]).all()) else rows
 
 
 class ScoreGradient:
@@ -208,10 +213,12 @@ class ScoreGradient:
             raise ValueError(f"the {self.rule.name} rule needs reference inputs")
         if len(x) == 0:
             return np.empty(0, self.dtype), np.empty_like(x)
-        p = np.asarray(param, self.dtype)
+        p = np.asarray(param, np.float64)  # (RectGrad's percentile position is computed in float64)
         if self.rule.paired:
             fn = self._function("paired_gradient", x, c)
-            reference = np.broadcast_to(np.asarray(reference, self.dtype), x.shape)
+            reference = _shared(np.broadcast_to(np.asarray(reference, self.dtype), x.shape))
+            if len(reference) == 1:  # one reference for all: its forward pass is one sample's
+                return map_chunks(lambda xb, cb: fn(xb, cb, reference, p), (x, c), self.chunk_size, pad=self.pad)
             return map_chunks(lambda xb, cb, rb: fn(xb, cb, rb, p), (x, c, reference), self.chunk_size,
                               pad=self.pad)
         fn = self._function("gradient", x, c)

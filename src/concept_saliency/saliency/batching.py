@@ -53,6 +53,8 @@ def map_chunks(fn: Callable, arrays: Sequence[np.ndarray], size: int, *, pad: bo
                      else out[:rows])
     if not parts:
         raise ValueError("nothing to do: no rows")
+    if len(parts) == 1:  # (no copy)
+        return parts[0]
     if isinstance(parts[0], tuple):
         return tuple(None if p[0] is None else np.concatenate(p) for p in zip(*parts))
     return np.concatenate(parts)

@@ -160,12 +160,21 @@ def _site(rule: Rule, relu: bool, u, y, param, ref=None, slope=None):
             zeros = [ops.zeros_like(t) for t in (y_, param_, ur_, yr_, slope_)]
             return (rule.backward(g, Site(u_, y_, param_, ur_, yr_, slope_, relu)), *zeros)
 
-        return y_ * 1, grad
+        return _identity(y_), grad
 
     y = ops.stop_gradient(y)
-    param = ops.cast(param, y.dtype)
+    param = ops.convert_to_tensor(param)
     ur, yr = (y, y) if ref is None else (ops.stop_gradient(ref[0]), ops.stop_gradient(ref[1]))
     return site(u, y, param, ur, yr, y if slope is None else ops.stop_gradient(slope))
+
+
+def _identity(t):
+    """``t`` as a new tensor of the custom-gradient op (TensorFlow's tape needs one; no copy)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.identity(t)
+    return t
 
 
 def _apply_nonlinearity(rule: Rule, kind: str, fn, u, param, ref=None):
