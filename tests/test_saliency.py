@@ -478,6 +478,8 @@ def test_chunks_keep_row_order_and_pad_only_a_short_last_chunk_of_several():
     # three chunks of 3 rows; the last one holds row 6 then two zero rows
     assert seen == [(3, [0, 1, 2], [10, 11, 12]), (3, [3, 4, 5], [13, 14, 15]), (3, [6, 0, 0], [16, 0, 0])]
     assert [len(c[0]) for _, c in chunks((x,), 3)] == [3, 3, 1]  # no padding asked for
+    assert [len(c[0]) for _, c in chunks((np.arange(10),), 4)] == [4, 4, 2]
+    assert [len(c[0]) for _, c in chunks((np.arange(136),), 64)] == [46, 46, 44]  # shared evenly
     assert [rows for rows, c in chunks((x,), 3, pad=True)] == [3, 3, 1]
     assert [len(c[0]) for _, c in chunks((x[:2],), 3, pad=True)] == [2]  # a single chunk is not padded
     assert sum_chunks(lambda a: a.sum(), (x,), 3, pad=True) == x.sum()
@@ -664,3 +666,27 @@ def test_deeplift_runs_a_shared_reference_once_and_per_sample_references_each():
     varied = np.ascontiguousarray(same).copy()
     varied[3, 0, 0, 0] = 0.31
     assert _shared(varied).shape == (5, 4, 4, 2)
+
+
+def test_a_subclassed_model_is_refused_by_modified_rules_only(rng):
+    import keras
+
+    class Doubler(keras.Model):
+        def __init__(self):
+            super().__init__(name="doubler")
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.dense(keras.ops.reshape(x, (-1, 8)) * 2)
+
+    from concept_saliency.saliency.graph import check_supported, forward
+    from concept_saliency.saliency.rules import GRADIENT, GUIDED
+
+    model = Doubler()
+    x = rng.normal(size=(2, 2, 4)).astype(np.float32)
+    model(x)
+    check_supported(model, GRADIENT)  # the plain gradient differentiates any model
+    with pytest.raises(ConfigError, match="'guided_backprop': model 'doubler' is a subclassed model"):
+        check_supported(model, GUIDED, "guided_backprop")
+    with pytest.raises(ConfigError, match="^model 'doubler' is a subclassed model"):
+        forward(model, x, GUIDED)

@@ -96,8 +96,11 @@ def _build_tensorflow(kind, scores, signature):
     import tensorflow as tf
 
     # a partial, not a closure: TF counts traces per code object, and each model, rule and
-    # shape is traced once by design (no "frequent retracing" warning for many models)
-    fn = tf.function(functools.partial(_KINDS[kind], scores, _tf_grad), input_signature=signature)
+    # shape is traced once by design (no "frequent retracing" warning for many models). No
+    # autograph: nothing here branches on tensors (and its conversion cache once handed one
+    # function's conversion to another when two copies of this package ran in one process)
+    fn = tf.function(functools.partial(_KINDS[kind], scores, _tf_grad), input_signature=signature,
+                     autograph=False)
 
     def call(*args):
         out = fn(*args)

@@ -22,16 +22,19 @@ def chunks(arrays: Sequence[np.ndarray], size: int, *, pad: bool = False
     """Consecutive chunks of at most ``size`` rows of every array in ``arrays``.
 
     Arguments: ``arrays`` of one length along axis 0; ``size`` >= 1; ``pad``: where
-    there is more than one chunk, the last one is filled up to ``size`` rows with zeros.
-    Yields ``(rows, chunk)``: the number of real rows (they come first) and the list of
-    the arrays' slices, in the order of ``arrays``. Raises ``ValueError`` for arrays of
-    different lengths or a size below 1.
+    there is more than one chunk, the last one is filled up to ``size`` rows with zeros;
+    without ``pad`` the rows are shared evenly among as few chunks as ``size`` allows (a
+    small last chunk uses the CPU worse). Yields ``(rows, chunk)``: the number of real rows
+    (they come first) and the list of the arrays' slices, in the order of ``arrays``.
+    Raises ``ValueError`` for arrays of different lengths or a size below 1.
     """
     if size < 1:
         raise ValueError(f"chunk size must be >= 1, not {size}")
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError(f"arrays of different lengths: {[len(a) for a in arrays]}")
+    if not pad and n:
+        size = -(-n // -(-n // size))  # ceil(n / number of chunks)
     for start in range(0, n, size):
         chunk = [a[start:start + size] for a in arrays]
         rows = len(chunk[0])

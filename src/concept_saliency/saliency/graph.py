@@ -79,6 +79,15 @@ def _functional_of(op):
     return None
 
 
+def _functional(model, context: str = ""):
+    """The functional graph of ``model``; ``ConfigError`` (after ``context``) for a subclassed one."""
+    functional = _functional_of(model)
+    if functional is None:
+        raise ConfigError(f"{context}model '{model.name}' is a subclassed model; modified backward rules "
+                          f"need a functional or sequential Keras model")
+    return functional
+
+
 def _plain_relu_layer(op) -> bool:
     return (op.max_value is None and float(op.negative_slope) == 0.0 and float(op.threshold) == 0.0)
 
@@ -116,12 +125,7 @@ def check_supported(model: keras.Model, rule: Rule, method: str | None = None) -
     if rule.sites == "none":
         return
     method = method or rule.name
-    functional = _functional_of(model)
-    if functional is None:
-        raise ConfigError(
-            f"saliency method '{method}': model '{model.name}' is a subclassed model; modified "
-            f"backward rules need a functional or sequential Keras model"
-        )
+    functional = _functional(model, f"saliency method '{method}': ")
     for op in functional.layers:
         inner = _functional_of(op)
         if inner is not None:
@@ -282,10 +286,4 @@ def _walk(model: keras.Model, x, site):
         out = graph._run_through_graph(inputs, operation_fn=operation_fn)
         return out[0] if isinstance(out, (list, tuple)) and len(out) == 1 else out
 
-    functional = _functional_of(model)
-    if functional is None:
-        raise ConfigError(
-            f"model '{model.name}' is a subclassed model; modified backward rules need a "
-            f"functional or sequential Keras model"
-        )
-    return _run(functional, x)
+    return _run(_functional(model), x)

@@ -55,52 +55,49 @@ def adaptive_path_integral(gradient: Callable, x: np.ndarray, baseline: np.ndarr
     of the ``N`` samples are kept until their weights are known: the caller bounds ``N``.
     Returns maps shaped like ``x`` in its float type.
     """
-    diff = x - baseline
+    n = len(x)
+    diff = (x - baseline).reshape(n, -1)
     first = steps // 2 + 1
-    alphas = np.tile(np.linspace(0.0, 1.0, first), (len(x), 1))
-    scores, slopes, grads = _along(gradient, baseline, diff, c, alphas)
+    alphas = np.zeros((n, steps))  # each sample's positions, in the order they were evaluated
+    scores, slopes = np.zeros((n, steps)), np.zeros((n, steps))
+    grads = np.empty((n, steps, diff.shape[1]), dtype=x.dtype)
+    alphas[:, :first] = np.linspace(0.0, 1.0, first)
+    done = 0
     extra = steps - first
-    for add in (extra // ROUNDS + (r < extra % ROUNDS) for r in range(ROUNDS)):
-        if add:
-            new = _bisect_worst(alphas, scores, slopes, add)
-            s2, d2, g2 = _along(gradient, baseline, diff, c, new)
-            alphas, scores, slopes, grads = _sorted(np.concatenate([alphas, new], axis=1),
-                                                   np.concatenate([scores, s2], axis=1),
-                                                   np.concatenate([slopes, d2], axis=1),
-                                                   np.concatenate([grads, g2], axis=1))
-    cells = np.diff(alphas, axis=1)
-    weights = np.zeros_like(alphas)
-    weights[:, :-1] += cells / 2
-    weights[:, 1:] += cells / 2
-    integral = np.einsum("nk,nkd->nd", weights, grads.reshape(*weights.shape, -1)).reshape(diff.shape)
-    return (diff * integral).astype(x.dtype, copy=False)
-
-
-def _along(gradient, baseline, diff, c, alphas):
-    """Scores ``(N, K)`` and slopes ``s' = grad . diff`` (float64) and gradients ``(N, K, ...)``
-    at ``baseline + alphas diff``."""
-    n, k = alphas.shape
-    shape = (n, k) + (1,) * (diff.ndim - 1)
-    points = baseline[:, None] + alphas.reshape(shape).astype(diff.dtype) * diff[:, None]
-    s, g = gradient(points.reshape(n * k, *diff.shape[1:]), np.repeat(c, k, axis=0))
-    g = g.reshape(n, k, *diff.shape[1:])
-    slopes = np.einsum("nkd,nd->nk", g.reshape(n, k, -1).astype(np.float64), diff.reshape(n, -1).astype(np.float64))
-    return s.reshape(n, k).astype(np.float64), slopes, g
+    for add in [first] + [extra // ROUNDS + (r < extra % ROUNDS) for r in range(ROUNDS)]:
+        if not add:
+            continue
+        if done:  # bisect the worst cells of the positions so far
+            alphas[:, done:done + add] = _bisect_worst(alphas[:, :done], scores[:, :done], slopes[:, :done], add)
+        new = slice(done, done + add)
+        points = baseline.reshape(n, 1, -1) + alphas[:, new, None].astype(x.dtype) * diff[:, None]
+        s, g = gradient(points.reshape(n * add, *x.shape[1:]), np.repeat(c, add, axis=0))
+        grads[:, new] = g.reshape(n, add, -1)
+        scores[:, new] = s.reshape(n, add)
+        slopes[:, new] = np.matmul(grads[:, new], diff[:, :, None])[..., 0]  # s' = grad . (x - x')
+        done += add
+    weights = _trapezoid_weights(alphas)
+    return (diff * np.matmul(weights[:, None, :].astype(x.dtype), grads)[:, 0]).reshape(x.shape)
 
 
 def _bisect_worst(alphas, scores, slopes, add: int) -> np.ndarray:
-    """The midpoints of each sample's ``add`` cells with the largest trapezoid error (``alphas``
-    sorted; ties: the leftmost cell first)."""
-    cells = np.diff(alphas, axis=1)
-    error = np.abs(np.diff(scores, axis=1) - cells * (slopes[:, :-1] + slopes[:, 1:]) / 2)
-    worst = np.argsort(-error, axis=1, kind="stable")[:, :add]
-    left = np.take_along_axis(alphas, worst, axis=1)
-    return left + np.take_along_axis(cells, worst, axis=1) / 2
-
-
-def _sorted(alphas, *per_point):
+    """The midpoints of each sample's ``add`` cells with the largest trapezoid error (ties: the
+    leftmost cell first); the positions in any order."""
     order = np.argsort(alphas, axis=1, kind="stable")
-    out = [np.take_along_axis(alphas, order, axis=1)]
-    for a in per_point:
-        out.append(np.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1))
-    return out
+    a, s, d = (np.take_along_axis(v, order, axis=1) for v in (alphas, scores, slopes))
+    cells = np.diff(a, axis=1)
+    error = np.abs(np.diff(s, axis=1) - cells * (d[:, :-1] + d[:, 1:]) / 2)
+    worst = np.argsort(-error, axis=1, kind="stable")[:, :add]
+    return np.take_along_axis(a, worst, axis=1) + np.take_along_axis(cells, worst, axis=1) / 2
+
+
+def _trapezoid_weights(alphas: np.ndarray) -> np.ndarray:
+    """The trapezoid rule's weight of each position (rows in any order)."""
+    order = np.argsort(alphas, axis=1, kind="stable")
+    cells = np.diff(np.take_along_axis(alphas, order, axis=1), axis=1)
+    sorted_weights = np.zeros_like(alphas)
+    sorted_weights[:, :-1] += cells / 2
+    sorted_weights[:, 1:] += cells / 2
+    weights = np.empty_like(alphas)
+    np.put_along_axis(weights, order, sorted_weights, axis=1)
+    return weights

@@ -157,7 +157,7 @@ def elementwise(step, *tensors, **constants):
     import tensorflow as tf
 
     # a new function for each site (traced once, with the outer function): no retracing warnings
-    return tf.function(functools.partial(step, **constants), jit_compile=True)(*tensors)
+    return tf.function(functools.partial(step, **constants), jit_compile=True, autograph=False)(*tensors)
 
 
 def _floor_position(n: int, percentile):

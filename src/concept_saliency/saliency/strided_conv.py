@@ -139,7 +139,7 @@ def _sub_kernels(kernel, stride):
 def _xla_phase_kernels():
     import tensorflow as tf
 
-    return tf.function(_phase_kernels, jit_compile=True)
+    return tf.function(_phase_kernels, jit_compile=True, autograph=False)
 
 
 def input_gradient(dy, kernel, input_shape, stride: int, padding: str, phase_kernels=None):
