@@ -34,7 +34,7 @@ from .graph import check_supported, forward
 from .rules import GRADIENT, Rule, get_rule
 
 #: model -> {(kind, rule name, sample shape, latent dim, dtype): compiled function}
-_COMPILED: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+_COMPILED: weakref.WeakKeyDictionary[keras.Model, dict] = weakref.WeakKeyDictionary()
 
 
 class _Compiled:

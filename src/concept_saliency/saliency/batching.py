@@ -12,7 +12,7 @@ free); the padded rows' results are dropped.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 

@@ -24,8 +24,9 @@ differentiates with (:mod:`.rules`; the plain gradient by default) and
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from .paths import adaptive_path_integral, path_points
 from .rules import DECONVNET, EPSILON, GRADIENT, GUIDED, RECTGRAD, RESCALE, Rule
 
 #: method name -> class, in the order of definition (every subclass that sets ``name``)
-METHODS: dict[str, type["ConceptAttribution"]] = {}
+METHODS: dict[str, type[ConceptAttribution]] = {}
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,15 @@ A rule picks the positions ``alpha`` of the ``steps`` gradients and their weight
   the path bends. Along the path the score's derivative ``s'(alpha) = grad s . (x - x')``
   of a ReLU network is piecewise constant; on a cell ``[a, b]`` the exact integral of ``s'``
   is ``s(b) - s(a)`` (the scores come with the gradients), so ``|s(b) - s(a) - (b - a)
-  (s'(a) + s'(b)) / 2|`` is the trapezoid's error there, measured rather than estimated.
+  (s'(a) + s'(b)) / 2|`` is the trapezoid's completeness error on that cell, measured rather
+  than estimated.
   Half the steps go to equal cells (both ends included), the rest, in three rounds, to the
   midpoints of the cells with the largest error, per sample.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -27,11 +27,11 @@ from keras import ops
 class Site:
     """What a backward step may read at one nonlinearity ``y = f(u)`` (tensors shaped like ``u``).
 
-    ``param``: the rule's scalar parameter (a 0-d tensor; float64 on TensorFlow); ``u_ref``, ``y_ref``: the
-    reference inputs' values at this site (paired rules; otherwise ``u`` and ``y``; a batch
-    of one where every sample has the same reference, broadcast); ``slope``: ``f'`` at the midpoint
-    of ``u`` and ``u_ref`` (paired rules at non-ReLU sites; otherwise ``y``); ``relu``:
-    whether ``f`` is a plain ReLU.
+    ``param``: the rule's scalar parameter (a 0-d tensor; float64 on TensorFlow);
+    ``u_ref``, ``y_ref``: the reference inputs' values at this site (paired rules; otherwise
+    ``u`` and ``y``; a batch of one where every sample has the same reference, broadcast);
+    ``slope``: ``f'`` at the midpoint of ``u`` and ``u_ref`` (paired rules at non-ReLU sites;
+    otherwise ``y``); ``relu``: whether ``f`` is a plain ReLU.
     """
 
     u: Any
@@ -184,10 +184,11 @@ def order_statistic(rows, index):
     """The ``index``-th smallest value of each row of ``rows`` ``(N, n)`` (``index`` a 0-d int32
     tensor in [0, n)); returns ``(N,)``.
 
-    TensorFlow on CPU: numpy's introselect (``np.partition``) per row, rows on a thread pool
-    (a ``tf.numpy_function``: TensorFlow's own top-k took 3-4 times as long); on a GPU: a
-    top-k of the smaller side (the ``n - index`` largest, or the ``index + 1`` smallest),
-    whose minimum (maximum) it is. JAX: a sort (its top-k needs a static k).
+    TensorFlow on CPU: numpy's selection (``np.partition``) per row, rows on a thread pool
+    (a ``tf.numpy_function``; benchmarks/RESULTS-saliency.md compares it with TensorFlow's
+    top-k and sort); on a GPU: a top-k of the smaller side (the ``n - index`` largest, or the
+    ``index + 1`` smallest), whose minimum (maximum) it is. JAX: a sort (its top-k needs a
+    static k).
     """
     if keras.backend.backend() != "tensorflow":
         return ops.take(ops.sort(rows, axis=1), index, axis=1)

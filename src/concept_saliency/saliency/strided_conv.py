@@ -126,7 +126,7 @@ class PhaseKernels:
 
 
 #: layer -> its PhaseKernels
-_KEPT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _sub_kernels(kernel, stride):
