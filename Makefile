@@ -38,7 +38,7 @@ demo: $(VENV)/.ready-$(EXTRAS)
 	@echo
 	@echo "Report:  results/report.html (open it in a browser)"
 	@echo "Figures: results/<dataset>/<model>/figures/<concept>.png"
-	@ls results/*/*/figures/*.png results/*/*/evaluation/groundtruth.tsv | sed 's/^/  /'
+	@ls results/*/*/figures/*.png results/*/*/evaluation/summary.tsv | sed 's/^/  /'
 
 report: $(VENV)/.ready-$(EXTRAS)
 	$(BIN)/snakemake --report results/report.html

@@ -51,6 +51,38 @@ def test_a_notebook_session_from_latents_to_a_figure(rng):
     assert len(fig.axes[0].images) == 2 and fig.axes[0].images[1].get_alpha() == pytest.approx(0.55)
 
 
+@pytest.mark.parametrize("method, options", [("smoothgrad", {"samples": 3}),
+                                             ("integrated_gradients", {"steps": 8}),
+                                             ("deeplift", {"baseline": "mean"})])
+def test_a_progress_bar_gives_the_same_maps(rng, capsys, method, options):
+    """``progress=True`` goes through the samples in blocks of ``chunk_size``: same maps, a bar."""
+    import concept_saliency as csm
+
+    encoder = tiny_encoder(latent=3)
+    x = rng.uniform(0, 1, (7, 8, 8, 2)).astype(np.float32)
+    c = rng.normal(size=(2, 3))
+    concept = np.arange(7) % 2
+    plain = csm.attribute(encoder, c, x, method, concept=concept, chunk_size=3, **options)
+    shown = csm.attribute(encoder, c, x, method, concept=concept, chunk_size=3, progress=True, **options)
+    np.testing.assert_allclose(shown, plain, rtol=1e-5, atol=1e-6)
+    assert "7/7" in capsys.readouterr().err  # tqdm's bar, on stderr outside a notebook
+
+
+@pytest.mark.parametrize("given, meant", [("integrated_gradient", "integrated_gradients"),
+                                          ("IntegratedGradients", "integrated_gradients"),
+                                          ("Vanilla-Gradient", "vanilla_gradient"),
+                                          ("rect_grad", "rectgrad"), ("deeplfit", "deeplift")])
+def test_a_misspelt_method_says_which_was_meant(given, meant):
+    import concept_saliency as csm
+    from concept_saliency.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"did you mean '{meant}'"):
+        csm.get_method(given)
+    with pytest.raises(ConfigError) as err:
+        csm.get_method("banana")
+    assert "did you mean" not in str(err.value) and "vanilla_gradient" in str(err.value)
+
+
 @pytest.mark.parametrize("sign", ["all", "positive", "negative", "absolute"])
 def test_attribution_scaling_keeps_the_sign_asked_for(sign):
     from concept_saliency.plotting import scaled_attribution

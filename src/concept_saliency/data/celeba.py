@@ -375,6 +375,7 @@ def _blocks_in_order(source: str, members: list[str], landmarks: np.ndarray, siz
         for s in starts:
             yield s, _crop_block(source, members[s:s + block], landmarks[s:s + block], size)
         return
+    import gc
     import multiprocessing as mp
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
@@ -384,11 +385,18 @@ def _blocks_in_order(source: str, members: list[str], landmarks: np.ndarray, siz
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         pending: deque = deque()
         it = iter(starts)
-        for s in it:
-            pending.append((s, pool.submit(_crop_block, source, members[s:s + block],
-                                           landmarks[s:s + block], size)))
-            if len(pending) >= 2 * workers:
-                break
+        # The workers are forked at the first submits: they must never garbage-collect the
+        # caller's objects (the finalizers of a loaded TensorFlow or JAX crash in a fork).
+        gc.collect()
+        gc.freeze()
+        try:
+            for s in it:
+                pending.append((s, pool.submit(_crop_block, source, members[s:s + block],
+                                               landmarks[s:s + block], size)))
+                if len(pending) >= 2 * workers:
+                    break
+        finally:
+            gc.unfreeze()
         while pending:
             s, fut = pending.popleft()
             nxt = next(it, None)

@@ -12,7 +12,11 @@ nonlinearities), :mod:`.autodiff` (compiled scores and gradients), :mod:`.batchi
 on TensorFlow).
 """
 
-from .methods import (  # noqa: F401
+from ..backend import require_keras_backend
+
+require_keras_backend()  # a missing backend names the extra to install, before Keras fails
+
+from .methods import (  # noqa: E402, F401
     METHODS,
     ConceptAttribution,
     Deconvnet,

@@ -23,6 +23,7 @@ differentiates with (:mod:`.rules`; the plain gradient by default) and
 
 from __future__ import annotations
 
+import difflib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,12 +117,14 @@ class ConceptAttribution:
         return out
 
     # -------------------------------------------------------------- API
-    def attribute(self, x: np.ndarray, concept: int | np.ndarray = 0, **options) -> np.ndarray:
+    def attribute(self, x: np.ndarray, concept: int | np.ndarray = 0, *, progress: bool = False,
+                  **options) -> np.ndarray:
         """Maps of samples ``x`` (a batch), shaped like ``x`` in the model's float type.
 
         ``concept``: the index of the concept vector, for all samples or one per sample;
-        ``options``: the method's (see ``options``). Raises ``ConfigError`` for bad options,
-        inputs of the wrong rank or a concept index out of range.
+        ``options``: the method's (see ``options``); ``progress``: show a progress bar over the
+        samples (a widget in Jupyter). Raises ``ConfigError`` for bad options, inputs of the
+        wrong rank or a concept index out of range.
         """
         opts = self.validate_options(options)
         x = np.asarray(x, dtype=self.dtype)
@@ -133,7 +136,15 @@ class ConceptAttribution:
         if len(x) == 0:
             return np.zeros_like(x)
         c = self.vectors[idx]
-        return self._attribute(x, c, **opts).astype(self.dtype, copy=False)
+        if not progress:
+            return self._attribute(x, c, **opts).astype(self.dtype, copy=False)
+        out = np.empty_like(x)
+        with progress_bar(len(x), type(self).__name__, unit="map") as bar:
+            for start in range(0, len(x), self.chunk_size):
+                block = slice(start, start + self.chunk_size)
+                out[block] = self._attribute(x[block], c[block], **opts)
+                bar.update(len(x[block]))
+        return out
 
     def scores(self, x: np.ndarray, concept: int | np.ndarray = 0) -> np.ndarray:
         """Concept scores ``c . z(x)`` of ``x`` (a compiled forward pass)."""
@@ -397,18 +408,25 @@ def _windows(shape, window, stride, method) -> list[tuple[slice, ...]]:
 
 
 def get_method(name: str) -> type[ConceptAttribution]:
-    """The method class of ``name``; ``ConfigError`` listing the methods for an unknown name."""
+    """The method class of ``name``; ``ConfigError`` naming the closest method (a misspelling,
+    another case, spaces or dashes for underscores) and listing them all for an unknown name."""
     try:
         return METHODS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown saliency method {name!r}; available: {', '.join(METHODS)}"
-        ) from None
+    except (KeyError, TypeError):
+        pass
+    key = str(name).strip().lower().replace("-", "_").replace(" ", "_")
+    by_class = {cls.__name__.lower(): method for method, cls in METHODS.items()}
+    close = ([key] if key in METHODS else [by_class[key.replace("_", "")]]
+             if key.replace("_", "") in by_class
+             else difflib.get_close_matches(key, list(METHODS), n=1, cutoff=0.6))
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"unknown saliency method {name!r}; {hint}available: {', '.join(METHODS)}")
 
 
 def attribute(model, concept_vectors, x, method: str = "vanilla_gradient", *, concept=0,
-              latent_output=None, chunk_size: int = 64, **options) -> np.ndarray:
-    """One call for any method: ``attribute(encoder, c, x, method="integrated_gradients", steps=64)``."""
+              latent_output=None, chunk_size: int = 64, progress: bool = False, **options) -> np.ndarray:
+    """One call for any method: ``attribute(encoder, c, x, method="integrated_gradients", steps=64)``;
+    ``progress=True`` shows a progress bar over the samples."""
     cls = get_method(method)
     return cls(model, concept_vectors, latent_output=latent_output,
-               chunk_size=chunk_size).attribute(x, concept=concept, **options)
+               chunk_size=chunk_size).attribute(x, concept=concept, progress=progress, **options)
