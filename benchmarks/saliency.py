@@ -18,6 +18,11 @@ Competitors are installed for the benchmark only (see benchmarks/requirements.tx
     python -m pip install --target /tmp/bench-extras -r benchmarks/requirements.txt
     PYTHONPATH=src:/tmp/bench-extras python benchmarks/saliency.py
 
+With ``--before SRC`` (a source folder holding the ``concept_saliency`` package before a
+change, e.g. ``git worktree add /tmp/before <commit>`` then ``--before /tmp/before/src``)
+that engine runs too, as contenders ``before <name>`` in the same rounds, on a twin of the
+encoder with the same weights: before/after ratios measured side by side.
+
 A missing competitor is skipped with a message. Times are the median of
 ``--repeats`` rounds after a warm-up, each round running every contender once in
 turn (in a new random order each round), so that all see the same machine load.
@@ -48,6 +53,7 @@ OPTIONS = {  # the benchmark's settings (method defaults otherwise)
     "occlusion": {"window": 16, "stride": 16},
 }
 EXPENSIVE = {"smoothgrad", "integrated_gradients", "occlusion", "captum IntegratedGradients"}
+EXPENSIVE |= {f"before {name}" for name in EXPENSIVE}
 
 
 def timed(fn) -> float:
@@ -187,12 +193,28 @@ def competitors(latent, c, x_probe):
 # ---------------------------------------------------------------- main
 
 
+def import_before(src: str):
+    """The saliency package of ``src`` (a copy named ``concept_saliency_before``: its imports
+    are relative, so it runs beside this one)."""
+    import importlib
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="engine-before-")
+    shutil.copytree(os.path.join(src, "concept_saliency"), os.path.join(folder, "concept_saliency_before"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    sys.path.insert(0, folder)
+    return (importlib.import_module("concept_saliency_before.saliency"),
+            importlib.import_module("concept_saliency_before.saliency.autodiff"))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--methods", nargs="+", default=None, help="our methods (default: all)")
     parser.add_argument("--no-competitors", action="store_true")
+    parser.add_argument("--before", metavar="SRC", help="also run the engine of SRC/concept_saliency")
     args = parser.parse_args(argv)
 
     import keras
@@ -208,6 +230,15 @@ def main(argv=None) -> None:
     engine = ScoreGradient(latent, chunk_size=64)
     explainers = {m: get_method(m)(latent, c, chunk_size=64) for m in methods}
     others = {} if args.no_competitors else competitors(latent, c, x_all[:2])
+    before = {}
+    if args.before:
+        old, old_autodiff = import_before(args.before)
+        twin = build_encoder()  # (the same weights; its own compiled functions)
+        old_engine = old_autodiff.ScoreGradient(twin, chunk_size=64)
+        before["before forward"] = lambda x: old_engine.scores(x, np.broadcast_to(c, (len(x), 400)))
+        for m in methods:
+            explainer = old.get_method(m)(twin, c, chunk_size=64)
+            before[f"before {m}"] = (lambda x, e=explainer, m=m: e.attribute(x, **OPTIONS.get(m, {})))
     print(f"paper-celeba encoder (128x128x3 -> 400), Keras {keras.__version__} on "
           f"{keras.backend.backend()}, {os.cpu_count()} CPU cores; options {OPTIONS}", flush=True)
 
@@ -224,6 +255,7 @@ def main(argv=None) -> None:
         runs = {"forward": lambda x: engine.scores(x, np.broadcast_to(c, (len(x), 400)))}
         runs.update({m: (lambda x, m=m: explainers[m].attribute(x, **OPTIONS.get(m, {}))) for m in methods})
         runs.update({name: fn for name, fn in others.items() if not isinstance(fn, str)})
+        runs.update(before)
         for fn in runs.values():
             fn(x[:1])  # warm-up: traces once; the batch dimension is free
         # cheap runs interleaved, median of `repeats` rounds: every contender sees the same
@@ -247,13 +279,19 @@ def main(argv=None) -> None:
     for name, fn in others.items():
         if isinstance(fn, str):
             print(f"{name:28s} {fn}")
-    if "vanilla_gradient" in seconds:
-        print("\nratios" + " " * 22 + "".join(f"{'batch ' + str(b):>12s}" for b in cols))
-        v, f = seconds["vanilla_gradient"], seconds["forward"]
+    for prefix in ("", "before ") if before else ("",):
+        if prefix + "vanilla_gradient" not in seconds:
+            continue
+        print(f"\nratios{' (before)' if prefix else ''}" + " " * (22 - (9 if prefix else 0))
+              + "".join(f"{'batch ' + str(b):>12s}" for b in cols))
+        v, f = seconds[prefix + "vanilla_gradient"], seconds[prefix + "forward"]
         print(f"{'vanilla gradient / forward':28s}" + "".join(f"{v[b] / f[b]:12.2f}" for b in cols))
-        if "integrated_gradients" in seconds:
-            ig = seconds["integrated_gradients"]
-            print(f"{'IG (32 steps) / vanilla':28s}" + "".join(f"{ig[b] / v[b]:12.2f}" for b in cols))
+        for m in methods:
+            if m != "vanilla_gradient" and prefix + m in seconds:
+                label = "IG (32 steps)" if m == "integrated_gradients" else m
+                print(f"{label + ' / vanilla':28s}" + "".join(f"{seconds[prefix + m][b] / v[b]:12.2f}"
+                                                             for b in cols))
+    if "vanilla_gradient" in seconds:
         pairs = [("vanilla_gradient", "captum Saliency"), ("vanilla_gradient", "tf-keras-vis Saliency"),
                  ("integrated_gradients", "captum IntegratedGradients"),
                  ("guided_backprop", "captum GuidedBackprop")]

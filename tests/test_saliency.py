@@ -35,17 +35,19 @@ def _scores(model, x, c):
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-@pytest.mark.parametrize("phase_route", [False, True], ids=["tf-gradient", "phase-route"])
-def test_vanilla_gradient_equals_central_finite_differences(float64, rng, monkeypatch, activation, phase_route):
+@pytest.mark.parametrize("route", ["tf-gradient", "phase-route", "merged-route"])
+def test_vanilla_gradient_equals_central_finite_differences(float64, rng, monkeypatch, activation, route):
     import keras
 
     from concept_saliency.saliency import strided_conv
 
-    model = tiny_encoder(activation=activation, seed=3)
-    if phase_route:  # the strided convolution's input gradient by strided_conv's phases
-        monkeypatch.setattr(strided_conv, "MIN_CHANNELS", 1)
-        if keras.backend.backend() == "tensorflow":
-            assert strided_conv.accelerates(model.layers[1], tuple(model.layers[1].input.shape))
+    model = tiny_encoder(activation=activation, seed=3)  # a strided convolution from 2 channels
+    # the strided convolution's input gradient by TensorFlow, strided_conv's phases, or its merged phases
+    monkeypatch.setattr(strided_conv, "MIN_CHANNELS", 1 if route == "phase-route" else 128)
+    monkeypatch.setattr(strided_conv, "MAX_MERGED_CHANNELS", 2 if route == "merged-route" else 0)
+    if keras.backend.backend() == "tensorflow":
+        assert strided_conv.accelerates(model.layers[1], tuple(model.layers[1].input.shape)) == (
+            route != "tf-gradient")
     c = rng.normal(size=3)
     x = rng.normal(size=(2, 8, 8, 2))
     grad = attribute(model, c, x, "vanilla_gradient")
@@ -409,8 +411,10 @@ def test_unsupported_layers_are_named_for_modified_rules_only(rng):
     model = keras.Model(inp, z)
     x = rng.normal(size=(1, 8, 8, 2)).astype(np.float32)
     for method in ("guided_backprop", "deconvnet", "rectgrad", "epsilon_lrp", "deeplift"):
-        with pytest.raises(ConfigError, match=f"'{method}': layer 'my_norm' \\(LayerNormalization\\)"):
+        with pytest.raises(ConfigError, match=f"'{method}': layer 'my_norm' \\(LayerNormalization\\)") as info:
             attribute(model, np.ones(3), x, method)
+        assert ("use one of vanilla_gradient, gradient_x_input, smoothgrad, integrated_gradients, occlusion "
+                "for this model") in str(info.value)
     for method in ("vanilla_gradient", "integrated_gradients", "occlusion"):  # autodiff copes
         assert np.isfinite(attribute(model, np.ones(3), x, method)).all()
     soft = keras.Model(inp, layers.Dense(3, activation="softmax", name="probs")(layers.Flatten()(inp)))
@@ -443,10 +447,246 @@ def test_integrated_gradients_split_into_chunks_equal_one_call(rng):
 
     model = tiny_encoder(seed=23)
     x = rng.normal(size=(3, 8, 8, 2)).astype(np.float32)
-    whole = IntegratedGradients(model, np.ones(3), chunk_size=64).attribute(x, steps=20)
-    split = IntegratedGradients(model, np.ones(3), chunk_size=6).attribute(x, steps=20)  # 6 + 6 + 6 + 2
+    whole = IntegratedGradients(model, np.ones(3), chunk_size=64).attribute(x, steps=20, integration="trapezoid")
+    split = IntegratedGradients(model, np.ones(3), chunk_size=6).attribute(  # 6 + 6 + 6 + 2
+        x, steps=20, integration="trapezoid")
     np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-6 * np.abs(whole).max())
     assert np.abs(whole).max() > 1e-3
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         path = [fn for key, fn in _COMPILED[latent_model(model)].items() if key[0] == "path"]
         assert len(path) == 1 and path[0].traces() == 1
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+def test_chunks_keep_row_order_and_pad_only_a_short_last_chunk_of_several():
+    from concept_saliency.saliency.batching import chunks, map_chunks, sum_chunks
+
+    x = np.arange(7.0)[:, None] * np.ones((1, 2))
+    labels = np.arange(7) + 10
+    seen = []
+
+    def double(a, b):
+        seen.append((len(a), a[:, 0].tolist(), b.tolist()))
+        return 2 * a, None, b
+
+    doubled, none, same = map_chunks(double, (x, labels), 3, pad=True)
+    np.testing.assert_array_equal(doubled, 2 * x)
+    np.testing.assert_array_equal(same, labels)
+    assert none is None
+    # three chunks of 3 rows; the last one holds row 6 then two zero rows
+    assert seen == [(3, [0, 1, 2], [10, 11, 12]), (3, [3, 4, 5], [13, 14, 15]), (3, [6, 0, 0], [16, 0, 0])]
+    assert [len(c[0]) for _, c in chunks((x,), 3)] == [3, 3, 1]  # no padding asked for
+    assert [len(c[0]) for _, c in chunks((np.arange(10),), 4)] == [4, 4, 2]
+    assert [len(c[0]) for _, c in chunks((np.arange(136),), 64)] == [46, 46, 44]  # shared evenly
+    assert [rows for rows, c in chunks((x,), 3, pad=True)] == [3, 3, 1]
+    assert [len(c[0]) for _, c in chunks((x[:2],), 3, pad=True)] == [2]  # a single chunk is not padded
+    assert sum_chunks(lambda a: a.sum(), (x,), 3, pad=True) == x.sum()
+    with pytest.raises(ValueError, match="different lengths"):
+        next(chunks((x, labels[:5]), 3))
+    with pytest.raises(ValueError, match=">= 1"):
+        next(chunks((x,), 0))
+
+
+def test_a_method_is_one_class(rng):
+    """A subclass with a name and a rule is registered and runs through every entry point."""
+    from concept_saliency.saliency import methods
+    from concept_saliency.saliency.rules import DECONVNET
+
+    class PositiveInputGradient(methods.ConceptAttribution):
+        """Deconvnet's gradient times the input (a test method)."""
+
+        name = "test_positive_input_gradient"
+        rule = DECONVNET
+
+        def _attribute(self, x, c):
+            return x * self.gradient(x, c)[1]
+
+    try:
+        model = tiny_encoder(seed=24)
+        x = rng.normal(size=(3, 8, 8, 2)).astype(np.float32)
+        assert get_method("test_positive_input_gradient") is PositiveInputGradient
+        maps = attribute(model, np.ones(3), x, "test_positive_input_gradient")
+        np.testing.assert_allclose(maps, x * attribute(model, np.ones(3), x, "deconvnet"), rtol=1e-6)
+        with pytest.raises(ValueError, match="two saliency methods are named 'deconvnet'"):
+            type("Twice", (methods.ConceptAttribution,), {"name": "deconvnet"})
+    finally:
+        del METHODS["test_positive_input_gradient"]
+
+
+# ---------------------------------------------------------------- integration rules
+
+
+def test_fixed_integration_rules_are_exact_on_polynomials_of_their_degree():
+    from concept_saliency.saliency.paths import path_points
+
+    def integral(rule, steps, degree):  # of alpha ** degree over [0, 1]: 1 / (degree + 1)
+        alphas, weights = path_points(steps, rule)
+        assert np.all((alphas >= 0) & (alphas <= 1)) and np.isclose(weights.sum(), 1)
+        return weights @ alphas ** degree
+
+    for rule in ("riemann_middle", "trapezoid"):
+        assert np.isclose(integral(rule, 5, 1), 1 / 2, rtol=1e-14)
+        assert not np.isclose(integral(rule, 5, 2), 1 / 3, rtol=1e-4)
+    for steps in (2, 5, 16):
+        degree = 2 * steps - 1
+        assert np.isclose(integral("gausslegendre", steps, degree), 1 / (degree + 1), rtol=1e-12)
+        if steps < 16:  # (the error at degree 2 steps shrinks fast with steps)
+            assert not np.isclose(integral("gausslegendre", steps, degree + 1), 1 / (degree + 2), rtol=1e-9)
+
+
+def _numpy_score(kind, w, t=0.0):
+    """A score and its gradient in numpy, as ``adaptive_path_integral`` calls them: ``(w . x)^2``
+    (a slope linear along any straight path) or ``relu(w . x - t)`` (one kink)."""
+
+    def gradient(points, c):
+        u = points.reshape(len(points), -1) @ w
+        if kind == "square":
+            return u ** 2, (2 * u)[:, None] * w[None, :]
+        return np.maximum(u - t, 0), (u > t)[:, None] * w[None, :]
+
+    return gradient
+
+
+def test_adaptive_rule_is_exact_for_linear_slopes_and_bisects_towards_a_kink(rng):
+    from concept_saliency.saliency.paths import adaptive_path_integral, path_points
+
+    w = rng.normal(size=6)
+    x = rng.normal(size=(3, 6))
+    base = np.zeros_like(x)
+    square = adaptive_path_integral(_numpy_score("square", w), x, base, np.zeros((3, 1)), 9)
+    # the exact map of (w . x)^2 from 0: x * w * (w . x)
+    np.testing.assert_allclose(square, x * w * (x @ w)[:, None], rtol=1e-12)
+
+    # relu(w . x - t): the slope jumps once along the path, at a different place for each of 40 samples
+    x = rng.normal(size=(40, 6))
+    x = x * np.sign(x @ w)[:, None]  # (w . x > 0: the path crosses the kink)
+    t = rng.uniform(0.05, 0.95, size=40) * (x @ w)
+    jump = x @ w
+    delta = jump - t
+    for steps in (8, 16, 32):
+        adaptive = np.concatenate([adaptive_path_integral(_numpy_score("relu", w, ti), xi[None], np.zeros((1, 6)),
+                                                          np.zeros((1, 1)), steps) for xi, ti in zip(x, t)])
+        alphas, weights = path_points(steps, "trapezoid")
+        trapezoid = np.stack([xi * (weights @ _numpy_score("relu", w, ti)(alphas[:, None] * xi, None)[1])
+                              for xi, ti in zip(x, t)])
+        adaptive_error = np.abs(adaptive.sum(axis=1) - delta)
+        trapezoid_error = np.abs(trapezoid.sum(axis=1) - delta)
+        # the kink's cell (2 / steps wide at first) bisected in each of the three rounds: the error is
+        # at most the jump times half the last cell; equal cells of 1 / (steps - 1) leave up to 4 times that
+        assert np.all(adaptive_error <= jump * (2 / steps) / 8 / 2 * (1 + 1e-9)), steps
+        assert adaptive_error.sum() < trapezoid_error.sum() / 2, steps
+    # batched: each sample's cells are its own
+    batched = adaptive_path_integral(_numpy_score("relu", w, 0.2), x, np.zeros_like(x), np.zeros((40, 1)), 16)
+    for i in range(0, 40, 7):
+        alone = adaptive_path_integral(_numpy_score("relu", w, 0.2), x[i:i + 1], np.zeros((1, 6)),
+                                       np.zeros((1, 1)), 16)
+        np.testing.assert_allclose(batched[i], alone[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("baseline", ["zeros", "mean"])
+def test_adaptive_integration_is_more_complete_than_the_midpoint_rule_on_a_trained_encoder(trained_vae, baseline):
+    """The default rule: at every number of steps, a smaller completeness error than the old
+    default's (benchmarks/integration.py: about the old one's with half the steps on the demo's
+    and celeba-small's encoders)."""
+    from concept_saliency.saliency.methods import _baseline
+
+    encoder, c, x = trained_vae
+    x = x[:32]
+    delta = _scores(encoder, x, c) - _scores(encoder, _baseline(x, baseline), c)
+    assert IntegratedGradients.validate_options({})["integration"] == "adaptive"
+    explainer = IntegratedGradients(encoder, c)
+    for steps in (16, 32, 64):
+        err = {}
+        for rule in ("adaptive", "riemann_middle"):
+            maps = explainer.attribute(x, steps=steps, baseline=baseline, integration=rule)
+            err[rule] = np.abs(maps.reshape(len(x), -1).sum(axis=1) - delta).sum() / np.abs(delta).sum()
+        assert err["adaptive"] < err["riemann_middle"], (steps, err)
+    assert err["adaptive"] < 0.01
+
+
+def test_adaptive_integration_keeps_its_gradients_for_a_few_samples_at_a_time(rng):
+    model = tiny_encoder(seed=25)
+    x = rng.normal(size=(5, 8, 8, 2)).astype(np.float32)
+    few = IntegratedGradients(model, np.ones(3), chunk_size=4).attribute(x, steps=12)  # 1 sample a group
+    many = IntegratedGradients(model, np.ones(3), chunk_size=64).attribute(x, steps=12)
+    np.testing.assert_allclose(few, many, rtol=1e-5, atol=1e-6 * np.abs(many).max())
+    assert np.abs(many).max() > 1e-3
+
+
+# ---------------------------------------------------------------- RectGrad's threshold and DeepLIFT's reference
+
+
+@pytest.mark.parametrize("gpu_route", [False, True], ids=["partition", "top-k"])
+def test_order_statistic_is_the_sorted_rows_value_with_ties(monkeypatch, rng, gpu_route):
+    import keras
+
+    from concept_saliency.saliency import rules, strided_conv
+
+    if keras.backend.backend() == "tensorflow":  # (the top-k route is TensorFlow's on a GPU)
+        monkeypatch.setattr(strided_conv, "tensorflow_sees_gpu", lambda: gpu_route)
+    rows = rng.normal(size=(4, 101)).astype(np.float32) * (rng.random((4, 101)) > 0.5)  # many tied zeros
+    rows[1, :60] = 0.5  # a long tie
+    for index in (0, 3, 50, 59, 60, 97, 100):
+        got = keras.ops.convert_to_numpy(rules.order_statistic(keras.ops.convert_to_tensor(rows),
+                                                               keras.ops.convert_to_tensor(np.int32(index))))
+        np.testing.assert_array_equal(got, np.sort(rows, axis=1)[:, index])
+
+
+def test_percentile_position_is_numpys_where_it_is_a_whole_number():
+    import keras
+
+    from concept_saliency.saliency.rules import _floor_position
+
+    for n, percentile in ((6, 80.0), (21, 95.0), (101, 60.0), (256, 80.0), (11, 30.0), (1, 95.0), (7, 0.0)):
+        got = int(keras.ops.convert_to_numpy(_floor_position(n, keras.ops.convert_to_tensor(np.float64(percentile)))))
+        assert got == int(np.floor((n - 1) * (percentile / 100))), (n, percentile)
+
+
+def test_rectgrad_threshold_is_numpys_percentile_in_float32(rng):
+    """Whole-number positions ((n - 1) * percentile / 100: the 6 units of the dense layer at 80) in a
+    float32 model: the unit at the percentile is cut, as numpy's percentile cuts it."""
+    model = tiny_encoder(seed=12)
+    c = np.random.default_rng(5).normal(size=(2, 3)).astype(np.float32)
+    x = np.random.default_rng(5).normal(size=(3, 8, 8, 2)).astype(np.float32)
+    concept = [0, 1, 1]
+    maps = attribute(model, c, x, "rectgrad", concept=concept, percentile=80)
+    for i in range(3):
+        ref = x[i] * score_and_gradient(model, x[i], c[concept[i]], "rectgrad", param=80)[1]
+        np.testing.assert_allclose(maps[i], ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
+def test_deeplift_runs_a_shared_reference_once_and_per_sample_references_each():
+    from concept_saliency.saliency.autodiff import _shared
+
+    same = np.broadcast_to(np.full((1, 4, 4, 2), 0.3, np.float32), (5, 4, 4, 2))
+    assert _shared(same).shape == (1, 4, 4, 2)
+    assert _shared(np.ascontiguousarray(same)).shape == (1, 4, 4, 2)
+    varied = np.ascontiguousarray(same).copy()
+    varied[3, 0, 0, 0] = 0.31
+    assert _shared(varied).shape == (5, 4, 4, 2)
+
+
+def test_a_subclassed_model_is_refused_by_modified_rules_only(rng):
+    import keras
+
+    class Doubler(keras.Model):
+        def __init__(self):
+            super().__init__(name="doubler")
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.dense(keras.ops.reshape(x, (-1, 8)) * 2)
+
+    from concept_saliency.saliency.graph import check_supported, forward
+    from concept_saliency.saliency.rules import GRADIENT, GUIDED
+
+    model = Doubler()
+    x = rng.normal(size=(2, 2, 4)).astype(np.float32)
+    model(x)
+    check_supported(model, GRADIENT)  # the plain gradient differentiates any model
+    with pytest.raises(ConfigError, match="'guided_backprop': model 'doubler' is a subclassed model"):
+        check_supported(model, GUIDED, "guided_backprop")
+    with pytest.raises(ConfigError, match="^model 'doubler' is a subclassed model"):
+        forward(model, x, GUIDED)

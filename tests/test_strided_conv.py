@@ -26,7 +26,7 @@ def _tf_input_gradient(x, kernel, dy, stride, padding):
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("kernel,stride", [(1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (7, 2),
                                            (2, 3), (3, 3), (5, 3), (6, 3)])
-def test_input_gradient_equals_tensorflows_for_every_kernel_stride_and_padding(rng, kernel, stride, padding):
+def test_input_gradients_equal_tensorflows_for_every_kernel_stride_and_padding(rng, kernel, stride, padding):
     import tensorflow as tf
 
     n = 4 * stride if kernel <= 4 * stride else 6 * stride
@@ -37,12 +37,15 @@ def test_input_gradient_equals_tensorflows_for_every_kernel_stride_and_padding(r
     expected = _tf_input_gradient(x, w, dy, stride, padding)
     got = strided_conv.input_gradient(tf.constant(dy), tf.constant(w), x.shape, stride, padding).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    merged = strided_conv.merged_input_gradient(tf.constant(dy), tf.constant(w), x.shape, stride, padding)
+    np.testing.assert_allclose(merged.numpy(), expected, rtol=1e-10, atol=1e-12)
     assert np.abs(expected).max() > 0.1
 
 
 def _strided_model(seed=0):
-    """Every strided case the paper's encoder has: 5x5/2 convolutions from 128 channels and a
-    2x2/2 one (non-overlapping patches), with fused and separate activations and batch norm."""
+    """Every strided case the paper's encoder has: a 3x3/2 convolution from the 3-channel image
+    (merged phases), 5x5/2 convolutions from 128 channels and a 2x2/2 one (non-overlapping
+    patches), with fused and separate activations and batch norm."""
     from keras import layers
 
     keras.utils.set_random_seed(seed)
@@ -73,11 +76,12 @@ def test_the_paper_encoders_strided_convolutions_take_the_phase_route():
     encoder = build_encoder(get_preset("paper-celeba"), (128, 128, 3))
     routed = [layer.name for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)
               and strided_conv.accelerates(layer, tuple(layer.input.shape))]
-    assert routed == ["enc_conv3", "enc_conv4", "enc_conv5"]  # 128, 256, 512 channels in
+    assert routed == ["enc_conv1", "enc_conv3", "enc_conv4", "enc_conv5"]  # 3 (merged), 128, 256, 512 in
     mixed = _conv_layer(dtype="mixed_bfloat16")
     assert not strided_conv.accelerates(mixed, (None, 16, 16, 128))  # mixed precision: Keras' call
     assert strided_conv.accelerates(_conv_layer(), (None, 16, 16, 128))
-    assert not strided_conv.accelerates(_conv_layer(), (None, 16, 16, 64))  # too few channels
+    assert not strided_conv.accelerates(_conv_layer(), (None, 16, 16, 64))  # neither few nor many
+    assert strided_conv.accelerates(_conv_layer(), (None, 16, 16, strided_conv.MAX_MERGED_CHANNELS))
     assert not strided_conv.accelerates(_conv_layer(strides=1), (None, 16, 16, 128))
     assert not strided_conv.accelerates(_conv_layer(dilation_rate=2, strides=1), (None, 16, 16, 128))
     assert not strided_conv.accelerates(_conv_layer(), (None, 15, 16, 128))  # not a stride multiple
@@ -92,7 +96,7 @@ def test_every_rule_gives_the_same_maps_with_and_without_the_phase_route(monkeyp
     model, twin = _strided_model(), _strided_model()
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     routed_layers = [layer for layer in convs if strided_conv.accelerates(layer, tuple(layer.input.shape))]
-    assert routed_layers == [convs[1], convs[3]]  # the 5x5 and the 2x2 convolution
+    assert routed_layers == [convs[0], convs[1], convs[3]]  # the first, the 5x5 and the 2x2 convolution
     routed = ScoreGradient(model, rule)(x, c, ref, param)
     monkeypatch.setattr(strided_conv, "accelerates", lambda layer, shape: False)
     plain = ScoreGradient(twin, rule)(x, c, ref, param)  # TensorFlow's own gradients throughout

@@ -1,35 +1,34 @@
-"""Running a Keras functional model with modified backward rules at its nonlinearities.
+"""Running a Keras functional model with a backward rule at its nonlinearities.
 
-Guided backpropagation, deconvnet, RectGrad, epsilon-LRP and DeepLIFT (rescale)
-differ from the plain gradient only in how the backward pass crosses the
-model's elementwise nonlinearities ("sites"); every other layer of the usual
-encoders is linear or piecewise linear and keeps its gradient (max pooling
-routes it to the maximum, as all these methods prescribe). :func:`forward`
-re-executes the model's graph node by node (the walk ``Functional.call`` does)
-and puts a site with the rule's backward pass after every nonlinearity: an
-``Activation``/``ReLU``/``LeakyReLU``/``ELU``/``PReLU`` layer or the fused
-``activation=`` of ``Conv*``/``Dense`` (``keras.ops.custom_gradient``, so it
-works on TensorFlow and JAX). Forward values are unchanged; the user's model
-is not modified (a fused activation is swapped for the duration of the call
-only); nested functional and sequential models are walked recursively.
+A modified gradient (:mod:`.rules`) differs from the plain gradient only in how
+the backward pass crosses the model's elementwise nonlinearities ("sites");
+every other layer of the usual encoders is linear or piecewise linear and
+keeps its gradient (max pooling routes it to the maximum, as all these
+methods prescribe). :func:`forward` re-executes the model's graph node by node
+(the walk ``Functional.call`` does) and puts a site with the rule's backward
+step after every nonlinearity: an ``Activation``/``ReLU``/``LeakyReLU``/``ELU``/
+``PReLU`` layer or the fused ``activation=`` of ``Conv*``/``Dense``
+(``keras.ops.custom_gradient``, so it works on TensorFlow and JAX). Forward
+values are unchanged; the user's model is not modified (a fused activation is
+swapped for the duration of the call only); nested functional and sequential
+models are walked recursively.
 
 A rule's scalar parameter (LRP's epsilon, RectGrad's percentile) is a tensor
-argument, so changing it does not retrace. DeepLIFT is *paired*: the reference
-inputs run first (forward only) and each site compares a sample with its
+argument, so changing it does not retrace. A paired rule (DeepLIFT) runs the
+reference inputs first (forward only) and each site compares a sample with its
 reference's values there.
 
 :func:`check_supported` refuses, before anything is traced, a layer whose
 backward rule is not defined, naming it.
 
 On TensorFlow every rule, the plain gradient included, walks a functional model
-this way so that strided convolutions get :mod:`.strided_conv`'s faster input
-gradient (same values; on the paper's encoder a batch of 64 maps takes 0.7x the time).
+this way so that strided convolutions get :mod:`.strided_conv`'s input gradient
+(the same values, computed as forward convolutions).
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 import keras
 from keras import layers as L
@@ -37,29 +36,7 @@ from keras import ops
 
 from ..errors import ConfigError
 from . import strided_conv
-
-
-@dataclass(frozen=True)
-class Rule:
-    """How the backward pass crosses a nonlinearity ``y = f(u)``.
-
-    ``sites``: ``"relu"`` (only plain ReLUs are modified; other nonlinearities
-    keep their gradient) or ``"all"`` (every elementwise nonlinearity).
-    ``paired``: the batch holds each sample's reference in its second half.
-    """
-
-    name: str
-    sites: str = "relu"
-    paired: bool = False
-
-
-GRADIENT = Rule("gradient", sites="none")
-GUIDED = Rule("guided")
-DECONVNET = Rule("deconvnet")
-RECTGRAD = Rule("rectgrad")
-EPSILON = Rule("epsilon", sites="all")
-RESCALE = Rule("rescale", sites="all", paired=True)
-RULES = {r.name: r for r in (GRADIENT, GUIDED, DECONVNET, RECTGRAD, EPSILON, RESCALE)}
+from .rules import GRADIENT, Rule, Site, get_rule
 
 #: elementwise activation functions (by name) a site can carry
 ELEMENTWISE = frozenset({
@@ -88,9 +65,6 @@ _ACTIVATION_LAYERS = (L.Activation, L.ReLU, L.LeakyReLU, L.ELU, L.PReLU)
 SUPPORTED_LAYERS = sorted({c.__name__ for c in _PASS_THROUGH + _ACTIVATION_LAYERS}
                           | {"Functional", "Sequential"})
 
-_TOL = 1e-5  # DeepLIFT: below this |u - u_ref| the secant becomes the derivative (as the original)
-
-
 def _activation_name(fn) -> str | None:
     if fn is None:
         return None
@@ -103,6 +77,15 @@ def _functional_of(op):
     if isinstance(op, keras.Model) and hasattr(op, "_run_through_graph") and hasattr(op, "_nodes_by_depth"):
         return op
     return None
+
+
+def _functional(model, context: str = ""):
+    """The functional graph of ``model``; ``ConfigError`` (after ``context``) for a subclassed one."""
+    functional = _functional_of(model)
+    if functional is None:
+        raise ConfigError(f"{context}model '{model.name}' is a subclassed model; modified backward rules "
+                          f"need a functional or sequential Keras model")
+    return functional
 
 
 def _plain_relu_layer(op) -> bool:
@@ -126,11 +109,14 @@ def _site_kind(op) -> tuple[str, object] | None:
 
 
 def _unsupported(op, model_name: str, method: str, why: str) -> ConfigError:
+    from .methods import METHODS  # (imported here: the methods build on this module)
+
+    plain = ", ".join(name for name, cls in METHODS.items() if cls.rule.sites == "none")
     return ConfigError(
         f"saliency method '{method}': layer '{op.name}' ({type(op).__name__}) of model "
         f"'{model_name}' {why}. Modified backward rules support {', '.join(SUPPORTED_LAYERS)} "
-        f"and elementwise activations; use vanilla_gradient, gradient_x_input, smoothgrad, "
-        f"integrated_gradients or occlusion for this model, or rebuild it from supported layers"
+        f"and elementwise activations; use one of {plain} for this model, or rebuild it from "
+        f"supported layers"
     )
 
 
@@ -139,12 +125,7 @@ def check_supported(model: keras.Model, rule: Rule, method: str | None = None) -
     if rule.sites == "none":
         return
     method = method or rule.name
-    functional = _functional_of(model)
-    if functional is None:
-        raise ConfigError(
-            f"saliency method '{method}': model '{model.name}' is a subclassed model; modified "
-            f"backward rules need a functional or sequential Keras model"
-        )
+    functional = _functional(model, f"saliency method '{method}': ")
     for op in functional.layers:
         inner = _functional_of(op)
         if inner is not None:
@@ -167,53 +148,37 @@ def check_supported(model: keras.Model, rule: Rule, method: str | None = None) -
 # ---------------------------------------------------------------- sites
 
 
-def _per_sample_quantile(t, q):
-    flat = ops.reshape(t, (ops.shape(t)[0], -1))
-    return ops.reshape(ops.quantile(flat, q, axis=1), (-1,) + (1,) * (len(t.shape) - 1))
-
-
 def _site(rule: Rule, relu: bool, u, y, param, ref=None, slope=None):
-    """``y`` with ``rule``'s backward pass (``y = f(u)``).
+    """``y = f(u)`` whose backward pass is ``rule.backward``.
 
-    DeepLIFT: ``ref`` = (u', y') of the reference at the same site; ``slope``: f'
-    at the midpoint (the multiplier where u and u' nearly coincide). Everything
-    the backward pass reads is an argument of the custom-gradient op (JAX forbids
-    closing over traced values there).
+    ``ref``: (u', y') of the reference at the same site (paired rules); ``slope``: f' at
+    the midpoint of u and u' (paired rules at non-ReLU sites). Everything the backward
+    step reads is an argument of the custom-gradient op (JAX forbids closing over
+    traced values there).
     """
-
-    def backward(g, u, y, param, ur, yr, slope):
-        if rule is GUIDED:  # Springenberg et al.: positive inputs and positive gradients
-            return g * ops.cast(u > 0, g.dtype) * ops.cast(g > 0, g.dtype)
-        if rule is DECONVNET:  # Zeiler & Fergus: the ReLU of the gradient, whatever the input
-            return ops.relu(g)
-        if rule is RECTGRAD:  # Kim et al. 2019: pass g where y * g exceeds its percentile
-            importance = y * g
-            threshold = _per_sample_quantile(importance, param / 100.0)
-            return g * ops.cast(importance > threshold, g.dtype)
-        if rule is EPSILON:  # Bach et al. 2015, as gradient x input: g * f(u) / (u + eps sign u)
-            sign = ops.where(u >= 0, ops.ones_like(u), -ops.ones_like(u))
-            return g * y / (u + param * sign)
-        if rule is RESCALE:  # Shrikumar et al. 2017: the secant slope between x and reference
-            du = u - ur
-            far = ops.abs(du) > _TOL
-            secant = (y - yr) / ops.where(far, du, ops.ones_like(du))
-            fallback = ops.cast((u + ur) > 0, g.dtype) if relu else slope
-            return g * ops.where(far, secant, fallback)
-        raise ValueError(rule)
 
     @ops.custom_gradient
     def site(u_, y_, param_, ur_, yr_, slope_):
         def grad(*args, upstream=None):
             g = args[0] if upstream is None else upstream
             zeros = [ops.zeros_like(t) for t in (y_, param_, ur_, yr_, slope_)]
-            return (backward(g, u_, y_, param_, ur_, yr_, slope_), *zeros)
+            return (rule.backward(g, Site(u_, y_, param_, ur_, yr_, slope_, relu)), *zeros)
 
-        return y_ * 1, grad
+        return _identity(y_), grad
 
     y = ops.stop_gradient(y)
-    param = ops.cast(param, y.dtype)
+    param = ops.convert_to_tensor(param)
     ur, yr = (y, y) if ref is None else (ops.stop_gradient(ref[0]), ops.stop_gradient(ref[1]))
     return site(u, y, param, ur, yr, y if slope is None else ops.stop_gradient(slope))
+
+
+def _identity(t):
+    """``t`` as a new tensor of the custom-gradient op (TensorFlow's tape needs one; no copy)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.identity(t)
+    return t
 
 
 def _apply_nonlinearity(rule: Rule, kind: str, fn, u, param, ref=None):
@@ -223,7 +188,7 @@ def _apply_nonlinearity(rule: Rule, kind: str, fn, u, param, ref=None):
     slope = None
     if rule.paired and kind != "relu":
         # f' at the midpoint of sample and reference (central difference): DeepLIFT's
-        # multiplier where the two are closer than _TOL
+        # multiplier where the two are closer than rules.RESCALE_TOLERANCE
         mid = (u + ref[0]) / 2
         h = 1e-3
         slope = (fn(mid + h) - fn(mid - h)) / (2 * h)
@@ -250,10 +215,7 @@ def forward(model: keras.Model, x, rule: Rule | str = GRADIENT, param=0.0, refer
     (forward only, no gradient), their values at every site recorded, and each
     site of ``x`` compares with its reference's.
     """
-    if isinstance(rule, str):
-        if rule not in RULES:
-            raise ValueError(f"unknown backward rule {rule!r}")
-        rule = RULES[rule]
+    rule = get_rule(rule)
     if rule.sites == "none":
         if _functional_of(model) is None or keras.backend.backend() != "tensorflow":
             return model(x, training=False)
@@ -324,10 +286,4 @@ def _walk(model: keras.Model, x, site):
         out = graph._run_through_graph(inputs, operation_fn=operation_fn)
         return out[0] if isinstance(out, (list, tuple)) and len(out) == 1 else out
 
-    functional = _functional_of(model)
-    if functional is None:
-        raise ConfigError(
-            f"model '{model.name}' is a subclassed model; modified backward rules need a "
-            f"functional or sequential Keras model"
-        )
-    return _run(functional, x)
+    return _run(_functional(model), x)

@@ -1,10 +1,9 @@
 """A faster input gradient for strided 2-D convolutions on TensorFlow on CPU.
 
 TensorFlow's ``Conv2DBackpropInput`` is slow on CPU for strided convolutions
-with many channels: on the paper's CelebA encoder (batch 64, 2 cores) it takes
-2.5x the forward time of the 5x5 stride-2 convolution from 16x16x256 and 10x
-that of the 2x2 stride-2 one from 8x8x512, where PyTorch takes about 1x.
-Every saliency map is one such input gradient, so this is most of a map's cost.
+with many input channels and with very few (an image's 1 or 3: the first
+layer, whose input gradient is every saliency map); benchmarks/RESULTS-saliency.md
+has the measurements.
 
 The input gradient of a stride-``s`` convolution splits into ``s * s``
 independent stride-1 convolutions of the output gradient, one per phase
@@ -13,15 +12,22 @@ taps that reach that phase, flipped (the polyphase decomposition of a
 transposed convolution); ``depth_to_space`` interleaves the phases. Together
 they do exactly the multiply-adds of the forward convolution, as plain
 forward convolutions, which the CPU kernels do well. The result is the same
-gradient up to float rounding (tests compare it with TensorFlow's own). The
-sub-kernels are kept between calls (:class:`PhaseKernels`); a kernel as large as
-its stride (non-overlapping patches) needs none: one matrix product with the
-kernel as it lies spreads each output gradient over its patch.
+gradient up to float rounding (tests compare it with TensorFlow's own).
+
+Three routes, by the layer:
+
+- many input channels (at least :data:`MIN_CHANNELS`): one convolution per phase
+  (:func:`input_gradient`); the sub-kernels are kept between calls (:class:`PhaseKernels`);
+- a kernel as large as its stride (non-overlapping patches): one matrix product with the
+  kernel as it lies spreads each output gradient over its patch;
+- few input channels (at most :data:`MAX_MERGED_CHANNELS`): all phases as the output
+  channels of one convolution (:func:`merged_input_gradient`; each phase's taps placed in
+  a window common to all phases, zeros elsewhere), since a convolution with as few
+  output channels as the input has does not use the CPU well.
 
 :func:`linear` is a drop-in for the convolution and bias of a ``keras.layers.Conv2D``
-whose input gradient takes this route where :func:`accelerates` says it pays
-(measured: layers whose input has at least 128 channels); elsewhere TensorFlow's
-gradient is kept.
+whose input gradient takes one of these routes where :func:`accelerates` says so;
+elsewhere TensorFlow's gradient is kept.
 """
 
 from __future__ import annotations
@@ -32,14 +38,14 @@ import weakref
 import keras
 
 #: input channels from which the phase decomposition beats TensorFlow's gradient on CPU
-#: (measured on the paper's encoder at batch 64: from 3 channels 2.5x slower, from 64 level,
-#: from 128 1.5x faster, from 256 2.2x, the 2x2 one from 512 7x)
 MIN_CHANNELS = 128
+#: input channels up to which the merged phases beat TensorFlow's gradient on CPU
+MAX_MERGED_CHANNELS = 4
 
 
 def accelerates(layer, input_shape) -> bool:
     """Whether :func:`linear` takes the phase route for ``layer`` on inputs of ``input_shape``."""
-    if type(layer) is not keras.layers.Conv2D or keras.backend.backend() != "tensorflow" or _on_gpu():
+    if type(layer) is not keras.layers.Conv2D or keras.backend.backend() != "tensorflow" or tensorflow_sees_gpu():
         return False
     if layer.data_format != "channels_last" or layer.groups != 1 or tuple(layer.dilation_rate) != (1, 1):
         return False
@@ -51,11 +57,11 @@ def accelerates(layer, input_shape) -> bool:
     _, h, w, channels = input_shape
     if h is None or w is None or h % sh or w % sw:
         return False
-    return channels >= MIN_CHANNELS
+    return channels >= MIN_CHANNELS or channels <= MAX_MERGED_CHANNELS
 
 
 @functools.cache
-def _on_gpu() -> bool:
+def tensorflow_sees_gpu() -> bool:
     """TensorFlow sees a GPU: its cuDNN gradients are kept (the phase route is measured on CPU)."""
     import tensorflow as tf
 
@@ -120,7 +126,7 @@ class PhaseKernels:
 
 
 #: layer -> its PhaseKernels
-_KEPT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _sub_kernels(kernel, stride):
@@ -133,7 +139,7 @@ def _sub_kernels(kernel, stride):
 def _xla_phase_kernels():
     import tensorflow as tf
 
-    return tf.function(_phase_kernels, jit_compile=True)
+    return tf.function(_phase_kernels, jit_compile=True, autograph=False)
 
 
 def input_gradient(dy, kernel, input_shape, stride: int, padding: str, phase_kernels=None):
@@ -167,7 +173,59 @@ def input_gradient(dy, kernel, input_shape, stride: int, padding: str, phase_ker
             pads = [[0, 0], [max(-lo_h, 0), max(hi_h - out_h + 1, 0)], [max(-lo_w, 0), max(hi_w - out_w + 1, 0)],
                     [0, 0]]
             phases.append(tf.nn.conv2d(window, subs[(r_h, r_w)], 1, pads))
-    return tf.nn.depth_to_space(tf.concat(phases, axis=-1), stride)
+    return _interleave(tf.stack(phases, axis=3), stride)
+
+
+def merged_input_gradient(dy, kernel, input_shape, stride: int, padding: str):
+    """:func:`input_gradient` as one stride-1 convolution whose output channels are the phases'
+    (phase ``(rho_h, rho_w)``: channels ``(rho_h * stride + rho_w) * c_in`` on), interleaved by
+    ``depth_to_space``. Its kernel is gathered from ``kernel`` on every call (a first layer's
+    is small)."""
+    import tensorflow as tf
+
+    _, n_h, n_w, c_in = input_shape
+    k_h, k_w, _, c_out = kernel.shape
+    rows, (crop_h, pad_h) = _merged_axis(n_h, k_h, stride, padding)
+    cols, (crop_w, pad_w) = _merged_axis(n_w, k_w, stride, padding)
+    # taps[t_h, t_w, phase]: the kernel tap (flat index) read at window offset (t_h, t_w), or the
+    # zero tap past the last one
+    taps = [[[rows[t_h][rho_h] * k_w + cols[t_w][rho_w] if rows[t_h][rho_h] >= 0 and cols[t_w][rho_w] >= 0
+              else k_h * k_w for rho_h in range(stride) for rho_w in range(stride)]
+             for t_w in range(len(cols))] for t_h in range(len(rows))]
+    flat = tf.concat([tf.reshape(kernel, (k_h * k_w, c_in, c_out)), tf.zeros((1, c_in, c_out), kernel.dtype)], 0)
+    merged = tf.transpose(tf.gather(flat, taps), (0, 1, 4, 2, 3))  # (t_h, t_w, c_out, phase, c_in)
+    merged = tf.reshape(merged, (len(rows), len(cols), c_out, stride * stride * c_in))
+    window = dy[:, crop_h[0]:tf.shape(dy)[1] - crop_h[1], crop_w[0]:tf.shape(dy)[2] - crop_w[1]]
+    window = tf.pad(window, [[0, 0], pad_h, pad_w, [0, 0]])
+    return _interleave(tf.nn.conv2d(window, merged, 1, "VALID"), stride)
+
+
+def _interleave(phases, stride: int):
+    """The input gradient from its phases ``(N, h, w, stride * stride [* c])`` (phase ``(rho_h,
+    rho_w)`` at ``rho_h * stride + rho_w``): ``depth_to_space``, as one transpose (faster on CPU)."""
+    import tensorflow as tf
+
+    _, h, w = phases.shape[:3]
+    c = phases.shape[-1] if phases.shape.rank == 5 else phases.shape[-1] // (stride * stride)
+    split = tf.reshape(phases, (-1, h, w, stride, stride, c))
+    return tf.reshape(tf.transpose(split, (0, 1, 3, 2, 4, 5)), (-1, h * stride, w * stride, c))
+
+
+def _merged_axis(n: int, k: int, s: int, padding: str):
+    """Along one axis: for each window offset ``t`` (output-gradient index ``a + d_min + t`` for
+    input phase-position ``a``), the kernel tap each phase reads there (-1: none), and the
+    (start, end) crop and (start, end) zero padding of the output gradient that make the
+    window of every position ``a < n / s``."""
+    reads = {}  # phase -> {offset d: tap}
+    for rho in range(s):
+        r, m, lo, _, out = _axis(n, k, s, padding, rho)
+        off = lo + m - 1  # dx[s a + rho] = sum_j w[r + s j] dy[a + off - j]
+        reads[rho] = {off - j: r + s * j for j in range(m)}
+    offsets = [d for taps in reads.values() for d in taps]
+    d_min, d_max = min(offsets), max(offsets)
+    table = [[reads[rho].get(d, -1) for rho in range(s)] for d in range(d_min, d_max + 1)]
+    first, last = d_min, n // s - 1 + d_max  # output-gradient rows the windows read
+    return table, ((max(first, 0), max(out - 1 - last, 0)), (max(-first, 0), max(last - (out - 1), 0)))
 
 
 def _patches(kernel_shape, stride: int) -> bool:
@@ -183,8 +241,9 @@ def linear(layer, x):
 
     stride, padding = layer.strides[0], layer.padding
     input_shape = tuple(x.shape)
+    merged = input_shape[-1] <= MAX_MERGED_CHANNELS and not _patches(layer.kernel.shape, stride)
     kept = None
-    if not _patches(layer.kernel.shape, stride):
+    if not merged and not _patches(layer.kernel.shape, stride):
         if layer not in _KEPT:
             _KEPT[layer] = PhaseKernels(layer.kernel, stride)
         kept = _KEPT[layer]
@@ -192,6 +251,8 @@ def linear(layer, x):
     @tf.custom_gradient
     def conv(x, kernel):
         def grad(dy):
+            if merged:
+                return merged_input_gradient(dy, kernel, input_shape, stride, padding), None
             return input_gradient(dy, kernel, input_shape, stride, padding, kept), None
 
         return tf.nn.conv2d(x, kernel, stride, padding.upper()), grad
