@@ -134,6 +134,30 @@ def own_regions(name: str, dataset: dict) -> dict[str, str]:
     return dict(sorted(own.items()))
 
 
+def expand_seeds(config: dict) -> dict[str, dict[str, list[str]]]:
+    """Models that list ``seeds`` become one model per seed, ``<label>-seed<s>``, each trained
+    with its seed (``seed``), in place; returns dataset -> label -> the labels of its seeds, for
+    the stability report across them."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    for name, dataset in config["datasets"].items():
+        models = {}
+        for label, model in dataset["models"].items():
+            seeds = model.get("seeds")
+            if not seeds:
+                models[label] = model
+                continue
+            runs = [f"{label}-seed{s}" for s in seeds]
+            taken = [r for r in runs if r in dataset["models"]]
+            if taken:
+                raise ConfigError(f"config key 'datasets.{name}.models.{label}.seeds': the model "
+                                  f"'{taken[0]}' it would make is already configured; rename one")
+            for run, s in zip(runs, seeds):
+                models[run] = {k: v for k, v in model.items() if k != "seeds"} | {"seed": int(s)}
+            groups.setdefault(name, {})[label] = runs
+        dataset["models"] = models
+    return groups
+
+
 def concept_names(name: str, dataset: dict) -> list[str]:
     """The concepts of a dataset, in a fixed order."""
     spec = dataset.get("concepts") or {}
@@ -491,6 +515,9 @@ def _check_model(key: str, model: dict) -> None:
     elif model.get("latent_output") is not None:
         raise ConfigError(f"config key '{key}.latent_output': only for a keras_file model "
                           f"(a trained preset's latent is z_mean)")
+    if "keras_file" in model and model.get("seeds"):
+        raise ConfigError(f"config key '{key}.seeds': only for a preset model (seeds are of training; "
+                          f"your own encoder is trained already)")
     if "decoder_file" in model:
         if "keras_file" not in model:
             raise ConfigError(f"config key '{key}.decoder_file': only for a keras_file model (a trained "

@@ -345,3 +345,19 @@ def plot_localisation(table, title: str = "") -> Figure:
 def _own_region(table, concepts) -> list[str]:
     first = table.drop_duplicates("concept").set_index("concept")["region"]
     return [str(first.get(c, "")) for c in concepts]
+
+
+def plot_stability(table, threshold: float = 0.5, title: str = "") -> Figure:
+    """Per method and concept: the rank correlation of the maps of the same samples across training
+    seeds (cells under ``threshold`` are flagged: those maps change with the seed)."""
+    methods = list(dict.fromkeys(table["method"]))
+    concepts = list(dict.fromkeys(table["concept"]))
+    values = table.pivot_table(index="method", columns="concept", values="map_spearman").reindex(
+        index=methods, columns=concepts).to_numpy(dtype=float)
+    fig = new_figure(0.45 * len(concepts) + 3.0, 0.35 * len(methods) + 1.8)
+    ax = fig.subplots()
+    _heatmap(ax, values, methods, concepts, -1, 1, "RdBu_r", outline=values < threshold,
+             title=f"rank correlation of maps across seeds (outlined: below {threshold:g})")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -17,6 +17,7 @@ from concept_saliency.code_closure import (
 from concept_saliency.config import (
     check_config_files,
     concept_names,
+    expand_seeds,
     encoder_grid,
     localised,
     own_regions,
@@ -32,6 +33,8 @@ try:
     validate_config(
         config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
     )
+    # dataset -> model label -> its per-seed models (config's models are expanded in place)
+    SEED_GROUPS = expand_seeds(config)
     CONCEPTS = {ds: concept_names(ds, cfg) for ds, cfg in config["datasets"].items()}
     # spatial dataset -> (side, config key) of the spot grid its own encoders take, or None
     ENCODER_GRID = {
@@ -162,6 +165,10 @@ def dataset_targets(ds):
         targets += [f"{data}/spatial.h5ad", f"{data}/grid.h5"]
     for model in cfg["models"]:
         targets += model_targets(ds, model)
+    for base in SEED_GROUPS.get(ds, {}):
+        targets += [
+            f"{R}/{ds}/{base}/stability/stability.{ext}" for ext in ("tsv", "png")
+        ]
     return targets
 
 
@@ -303,6 +310,22 @@ def localisation_inputs(wc):
     if source_kind(wc.dataset, dataset(wc)) == "synthetic_shapes":
         return {"masks": f"{R}/{wc.dataset}/raw/masks.h5"}
     return {"samples": f"{R}/{wc.dataset}/data/samples.h5"}
+
+
+def seed_runs(wc, artifact):
+    """``artifact`` (a path under a model's folder) of each seed's model of ``wc.model``."""
+    return [
+        f"{R}/{wc.dataset}/{run}/{artifact}"
+        for run in SEED_GROUPS[wc.dataset][wc.model]
+    ]
+
+
+def grid_if_spatial(wc):
+    return (
+        {"grid": f"{R}/{wc.dataset}/data/grid.h5"}
+        if wc.dataset in SPATIAL_DATASETS
+        else {}
+    )
 
 
 def evaluate_inputs(wc):

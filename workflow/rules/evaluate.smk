@@ -88,3 +88,46 @@ rule localise:
         seed=config["seed"],
     script:
         "../scripts/localise.py"
+
+
+# Several seeds of one model: are their maps of the same samples, and their scores, alike?
+
+
+rule stability:
+    input:
+        unpack(grid_if_spatial),
+        samples=f"{R}/{{dataset}}/data/samples.h5",
+        encoders=lambda wc: seed_runs(wc, "model/encoder.keras"),
+        concepts=lambda wc: seed_runs(wc, "concepts/concepts.h5"),
+        code=stage_code("stability"),
+    output:
+        table=report(
+            f"{R}/{{dataset}}/{{model}}/stability/stability.tsv",
+            caption="../report/stability.rst",
+            category="{dataset}",
+            subcategory="{model}: stability across seeds",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "table"},
+        ),
+        figure=report(
+            f"{R}/{{dataset}}/{{model}}/stability/stability.png",
+            caption="../report/stability.rst",
+            category="{dataset}",
+            subcategory="{model}: stability across seeds",
+            labels={"dataset": "{dataset}", "model": "{model}", "figure": "maps"},
+        ),
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/stability.log",
+    benchmark:
+        f"{R}/{{dataset}}/{{model}}/benchmarks/stability.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["threads"]["saliency"]
+    params:
+        methods=lambda wc: canonical(
+            {m: o or {} for m, o in saliency_cfg(wc.dataset)["methods"].items()}
+        ),
+        samples_per_concept=config["evaluation"]["stability_samples"],
+        threshold=config["evaluation"]["stability_threshold"],
+        chunk_size=lambda wc: saliency_cfg(wc.dataset).get("chunk_size", 64),
+    script:
+        "../scripts/stability.py"

@@ -25,7 +25,7 @@ rule train:
         batch_size=lambda wc: model_cfg(wc)["batch_size"],
         learning_rate=lambda wc: model_cfg(wc)["learning_rate"],
         precision=lambda wc: model_cfg(wc).get("precision", "float32"),
-        seed=config["seed"],
+        seed=lambda wc: model_cfg(wc).get("seed", config["seed"]),
         checkpoint_dir=lambda wc: f"{R}/{wc.dataset}/{wc.model}/model/checkpoint",
     script:
         "../scripts/train.py"

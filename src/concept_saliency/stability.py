@@ -1,0 +1,45 @@
+"""Stability across retraining: are the maps and scores of models trained with other seeds alike?
+
+A map is evidence about the concept only if another training of the same model on the same
+data gives a similar map of the same sample. For models trained with several seeds,
+:func:`map_agreement` gives the Spearman rank correlation between the maps of each pair of
+seeds (per sample, over the features: pixels with channels summed, or spots), and
+:func:`score_agreement` that of the concept scores over every sample. A method whose maps
+agree less than ``threshold`` across seeds is flagged ``unstable``.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+
+from .evaluation import spearman_rows
+
+
+def flat_maps(maps: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+    """``(N, H, W[, C])`` maps -> ``(N, F)`` (channels summed; only ``features`` where given)."""
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim == 4:
+        maps = maps.sum(axis=-1)
+    flat = maps.reshape(len(maps), -1)
+    return flat if features is None else flat[:, np.asarray(features, dtype=bool).reshape(-1)]
+
+
+def map_agreement(maps_per_seed: list[np.ndarray], features: np.ndarray | None = None) -> dict[str, float]:
+    """Spearman correlation of the maps of the same samples under every pair of seeds: the mean
+    and the lowest pair mean, for the signed maps and their magnitude."""
+    flat = [flat_maps(m, features) for m in maps_per_seed]
+    signed, magnitude = [], []
+    for a, b in combinations(flat, 2):
+        signed.append(float(spearman_rows(a, b).mean()))
+        magnitude.append(float(spearman_rows(np.abs(a), np.abs(b)).mean()))
+    return {"map_spearman": float(np.mean(signed)), "map_spearman_min": float(np.min(signed)),
+            "map_spearman_abs": float(np.mean(magnitude))}
+
+
+def score_agreement(scores_per_seed: list[np.ndarray]) -> float:
+    """Mean Spearman correlation, over pairs of seeds, of one concept's scores of every sample."""
+    pairs = [spearman_rows(np.asarray(a)[None], np.asarray(b)[None])[0]
+             for a, b in combinations(scores_per_seed, 2)]
+    return float(np.mean(pairs))
