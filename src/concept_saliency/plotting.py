@@ -30,7 +30,23 @@ SIGNS = ("all", "positive", "negative", "absolute")
 
 def new_figure(width: float, height: float) -> Figure:
     """A figure that belongs to no pyplot state (freed with its last reference)."""
+    _show_figures_inline()
     return Figure(figsize=(width, height))
+
+
+def _show_figures_inline() -> None:
+    """In IPython (Jupyter), display a returned figure as PNG: IPython does so only for pyplot's
+    figures once its inline backend is set up, and these figures are not pyplot's."""
+    import sys
+
+    ipython = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    if ipython is None:
+        return
+    png = ipython.display_formatter.formatters["image/png"]
+    if Figure not in png.type_printers:
+        from IPython.core.pylabtools import print_figure
+
+        png.for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..progress import progress_bar
 from .autodiff import ScoreGradient
 from .batching import map_chunks
 from .paths import RULES as INTEGRATION_RULES
@@ -140,8 +141,9 @@ class ConceptAttribution:
             return self._attribute(x, c, **opts).astype(self.dtype, copy=False)
         out = np.empty_like(x)
         with progress_bar(len(x), type(self).__name__, unit="map") as bar:
-            for start in range(0, len(x), self.chunk_size):
-                block = slice(start, start + self.chunk_size)
+            step = self.gradient.chunk_size
+            for start in range(0, len(x), step):
+                block = slice(start, start + step)
                 out[block] = self._attribute(x[block], c[block], **opts)
                 bar.update(len(x[block]))
         return out
