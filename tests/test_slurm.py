@@ -38,14 +38,6 @@ REDUCED = {
             "concepts": {"attributes": ["red_square", "blue_disc"], "num_samples": 40},
             "explain": {"top_k": 2},
         },
-        "tissue": {
-            "type": "spatial",
-            "source": {"synthetic_tissue": {"n_layers": 2, "genes_per_layer": 20, "n_noise": 20,
-                                            "n_housekeeping": 5}},
-            "models": {"demo": {"preset": "paper-mob", "epochs": 2, "batch_size": 16}},
-            "concepts": {"seed_genes": {"layer1": "Layer1g001"}, "n_genes": 10},
-            "explain": {"top_k": 2},
-        },
     },
 }
 
@@ -106,7 +98,7 @@ def test_demo_through_slurm_equals_a_local_run(cluster, tmp_path):
 
     # every job but the local target rule 'all' ran as a SLURM job: one slurm log per job,
     # named by its SLURM job id, and each id submitted to and completed by slurmctld
-    # (its own log: squeue forgets finished jobs after MinJobAge); the three figures ran as
+    # (its own log: squeue forgets finished jobs after MinJobAge); the two figures ran as
     # one group job (group "render", 10 per job)
     logs = list((remote / ".snakemake" / "slurm_logs").rglob("*.log"))
     per_rule = {}
@@ -114,7 +106,7 @@ def test_demo_through_slurm_equals_a_local_run(cluster, tmp_path):
         rule = log.relative_to(remote / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
         per_rule[rule] = per_rule.get(rule, 0) + 1
     expected.pop("all")
-    assert expected.pop("render") == 3
+    assert expected.pop("render") == 2
     expected["group_render_render"] = 1
     assert per_rule == expected
     job_ids = {log.stem for log in logs}
@@ -125,14 +117,14 @@ def test_demo_through_slurm_equals_a_local_run(cluster, tmp_path):
         assert f"_job_complete: JobId={job} WEXITSTATUS 0" in ctld
 
     # the same artifacts as the local run
-    for rel in ("shapes/demo/concepts/separation.tsv", "tissue/demo/concepts/separation.tsv",
-                "shapes/demo/evaluation/localisation.tsv"):
+    for rel in ("shapes/demo/concepts/separation.tsv", "shapes/demo/evaluation/localisation.tsv",
+                "shapes/demo/evaluation/summary.tsv"):
         a = pd.read_csv(local / "results" / rel, sep="\t")
         b = pd.read_csv(remote / "results" / rel, sep="\t")
         pd.testing.assert_frame_equal(a, b, rtol=1e-4)
     import h5py
 
-    for rel in ("shapes/demo/latents.h5", "tissue/demo/saliency/integrated_gradients.h5"):
+    for rel in ("shapes/demo/latents.h5", "shapes/demo/saliency/integrated_gradients.h5"):
         with h5py.File(local / "results" / rel) as fa, h5py.File(remote / "results" / rel) as fb:
-            key = "z" if "latents" in rel else "layer1/maps"
+            key = "z" if "latents" in rel else "red_square/maps"
             np.testing.assert_allclose(fa[key][()], fb[key][()], rtol=1e-4, atol=1e-6)

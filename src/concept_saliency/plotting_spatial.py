@@ -99,15 +99,20 @@ def plot_tissue(adata, values, *, diverging: bool | None = None, title: str | No
     if ax is None:
         fig = new_figure(size * 1.2, size)
         ax = fig.subplots()
-    if diverging:
-        clipped, lim = _clipped(v)
-        discs = draw_spots(ax, coords, clipped, diameter, image, "bwr", -lim, lim)
-    else:
-        discs = draw_spots(ax, coords, v, diameter, image, "viridis")
-    cbar = ax.figure.colorbar(discs, ax=ax, fraction=0.046, pad=0.02)
-    cbar.ax.tick_params(labelsize=6)
+    _spots_with_colorbar(ax, coords, v, diameter, image, diverging)
     ax.set_title(title if title is not None else (values if isinstance(values, str) else ""), fontsize=8)
     return ax.figure
+
+
+def _spots_with_colorbar(ax, coords, values, diameter, image, diverging: bool) -> None:
+    """Spots coloured by ``values`` (a map: diverging, clipped, centred on zero) and a colour bar."""
+    if diverging:
+        clipped, lim = _clipped(values)
+        discs = draw_spots(ax, coords, clipped, diameter, image, "bwr", -lim, lim)
+    else:
+        discs = draw_spots(ax, coords, values, diameter, image, "viridis")
+    cbar = ax.figure.colorbar(discs, ax=ax, fraction=0.046, pad=0.02)
+    cbar.ax.tick_params(labelsize=6)
 
 
 def plot_concept_on_tissue(adata, concept: str, title: str = "") -> Figure:
@@ -124,13 +129,7 @@ def plot_concept_on_tissue(adata, concept: str, title: str = "") -> Figure:
     gene_pos = {g: i for i, g in enumerate(adata.var_names)}
 
     def panel(ax, values, diverging):
-        if diverging:
-            v, lim = _clipped(values)
-            discs = draw_spots(ax, coords, v, diameter, image, "bwr", -lim, lim)
-        else:
-            discs = draw_spots(ax, coords, values, diameter, image, "viridis")
-        cbar = ax.figure.colorbar(discs, ax=ax, fraction=0.046, pad=0.02)
-        cbar.ax.tick_params(labelsize=6)
+        _spots_with_colorbar(ax, coords, values, diameter, image, diverging)
 
     if map_key(concept, "decoded") in adata.obs:
         panel(axes[0, 0], adata.obs[map_key(concept, "decoded")], False)

@@ -32,6 +32,7 @@ class GridIndex:
     shape: tuple[int, int]  # (H, W)
 
     def tissue_mask(self) -> np.ndarray:
+        """``(H, W)``: True on the grid pixels that hold a spot."""
         mask = np.zeros(self.shape, dtype=bool)
         mask[self.row, self.col] = True
         return mask

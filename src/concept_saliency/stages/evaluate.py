@@ -44,11 +44,7 @@ def evaluate(*, samples: str, encoder: str, concepts: str, maps: list, summary: 
     With a tissue ``grid``, the features are its spots (grid pixels without a spot are left out).
     Returns the ranking and its rule."""
     cs = read_concepts(concepts)
-    features = None
-    if grid:
-        index = read_grid(grid)[0]
-        features = np.zeros(index.shape, dtype=bool)
-        features[index.row, index.col] = True
+    features = read_grid(grid)[0].tissue_mask() if grid else None
     model = latent_model(load_model(encoder, "encoder"))
     engine = ScoreGradient(model, chunk_size=chunk_size)
 

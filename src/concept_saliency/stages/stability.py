@@ -34,11 +34,7 @@ def stability(*, samples: str, encoders: list, concepts: list, table: str, figur
         if cs.names != first.names or cs.ids != first.ids:
             raise ArtifactError(f"{path} and {concepts[0]} do not hold the same concepts of the same "
                                 f"samples; rerun the concepts stage of every seed's model")
-    features = None
-    if grid:
-        index = read_grid(grid)[0]
-        features = np.zeros(index.shape, dtype=bool)
-        features[index.row, index.col] = True
+    features = read_grid(grid)[0].tissue_mask() if grid else None
     models = [load_model(path, "encoder") for path in encoders]
     rows = []
     with SampleStore(samples) as store:
