@@ -72,7 +72,7 @@ def test_a_model_with_two_seeds_trains_both_and_reports_their_agreement(tmp_path
     assert jobs["train"] == 2 and jobs["stability"] == 1 and jobs["saliency"] == 4, jobs
     # the stability report and what it needs (the seeds' figures and evaluations are the usual)
     targets = [f"results/shapes/tiny/stability/stability.{ext}" for ext in ("tsv", "png")]
-    snakemake(work, "--cores", "2", "--configfile", "config/seeds.yaml", *targets, timeout=900)
+    snakemake(work, *targets, "--cores", "2", "--configfile", "config/seeds.yaml", timeout=900)
     res = work / "results" / "shapes"
     for run in ("tiny-seed0", "tiny-seed1"):
         record = (res / run / "model" / "encoder.keras.prov.json").read_text()
@@ -84,4 +84,4 @@ def test_a_model_with_two_seeds_trains_both_and_reports_their_agreement(tmp_path
     assert table["stable"].dtype == bool and (res / "tiny" / "stability" / "stability.png").is_file()
     # two trainings of one model score the concepts alike, even when their maps differ
     assert (table["score_spearman"] > 0.5).all(), table
-    assert planned_jobs(work, "--configfile", "config/seeds.yaml", *targets) == {}
+    assert planned_jobs(work, *targets, "--configfile", "config/seeds.yaml") == {}
