@@ -26,6 +26,10 @@ def test_maps_that_agree_disagree_or_flip_sign(rng):
     assert map_agreement([a, b], features)["map_spearman"] == pytest.approx(1.0)
     assert score_agreement([np.arange(10.0), np.arange(10.0) ** 3, -np.arange(10.0)]) == pytest.approx(
         (1 - 1 - 1) / 3)
+    with pytest.raises(ValueError, match="at least two seeds"):
+        map_agreement([a])
+    with pytest.raises(ValueError, match="at least two seeds"):
+        score_agreement([np.arange(10.0)])
 
 
 def test_seeds_expand_into_one_model_per_seed():

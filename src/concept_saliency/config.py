@@ -146,7 +146,7 @@ def expand_seeds(config: dict) -> dict[str, dict[str, list[str]]]:
             if not seeds:
                 models[label] = model
                 continue
-            runs = [f"{label}-seed{s}" for s in seeds]
+            runs = [f"{label}-seed{int(s)}" for s in seeds]
             taken = [r for r in runs if r in dataset["models"]]
             if taken:
                 raise ConfigError(f"config key 'datasets.{name}.models.{label}.seeds': the model "

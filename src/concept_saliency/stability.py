@@ -22,13 +22,15 @@ def flat_maps(maps: np.ndarray, features: np.ndarray | None = None) -> np.ndarra
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim == 4:
         maps = maps.sum(axis=-1)
-    flat = maps.reshape(len(maps), -1)
+    flat = maps.reshape(len(maps), int(np.prod(maps.shape[1:])))
     return flat if features is None else flat[:, np.asarray(features, dtype=bool).reshape(-1)]
 
 
 def map_agreement(maps_per_seed: list[np.ndarray], features: np.ndarray | None = None) -> dict[str, float]:
     """Spearman correlation of the maps of the same samples under every pair of seeds: the mean
     and the lowest pair mean, for the signed maps and their magnitude."""
+    if len(maps_per_seed) < 2:
+        raise ValueError("map agreement needs the maps of at least two seeds")
     flat = [flat_maps(m, features) for m in maps_per_seed]
     signed, magnitude = [], []
     for a, b in combinations(flat, 2):
@@ -40,6 +42,8 @@ def map_agreement(maps_per_seed: list[np.ndarray], features: np.ndarray | None =
 
 def score_agreement(scores_per_seed: list[np.ndarray]) -> float:
     """Mean Spearman correlation, over pairs of seeds, of one concept's scores of every sample."""
+    if len(scores_per_seed) < 2:
+        raise ValueError("score agreement needs the scores of at least two seeds")
     pairs = [spearman_rows(np.asarray(a)[None], np.asarray(b)[None])[0]
              for a, b in combinations(scores_per_seed, 2)]
     return float(np.mean(pairs))

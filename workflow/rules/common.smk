@@ -88,7 +88,13 @@ def dataset(wc):
 
 
 def model_cfg(wc):
-    return DATASETS[wc.dataset]["models"][wc.model]
+    models = DATASETS[wc.dataset]["models"]
+    if wc.model not in models:
+        raise WorkflowError(
+            f"dataset '{wc.dataset}' has no model '{wc.model}'; its models are "
+            f"{', '.join(models)} (a model with seeds runs as <label>-seed<s>)"
+        )
+    return models[wc.model]
 
 
 def saliency_cfg(ds_name):

@@ -206,7 +206,9 @@ def order_statistic(rows, index):
 
 @functools.cache
 def _row_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="order-statistic")
+    # the CPUs this process may run on (a cluster job's allocation), not the machine's
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return ThreadPoolExecutor(max(1, cpus or 1), thread_name_prefix="order-statistic")
 
 
 def _partition_rows(rows: np.ndarray, index) -> np.ndarray:

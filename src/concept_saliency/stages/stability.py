@@ -11,7 +11,7 @@ from ..artifacts import write_tsv
 from ..concept_vectors import auroc, read_concepts
 from ..data.grid import read_grid
 from ..data.samples import SampleStore
-from ..errors import ArtifactError
+from ..errors import ArtifactError, UserError
 from ..model import load_model
 from ..plotting import plot_stability, save_figure
 from ..saliency import get_method
@@ -40,6 +40,9 @@ def stability(*, samples: str, encoders: list, concepts: list, table: str, figur
     with SampleStore(samples) as store:
         for k, name in enumerate(first.names):
             chosen = first.explain[name][:samples_per_concept]
+            if not len(chosen):
+                log.warning("concept %s has no explained samples: not compared across seeds", name)
+                continue
             x = store.read(chosen)
             scores = [cs.scores[:, k] for cs in sets]
             aurocs = [auroc(cs.scores[:, k], cs.positives[k]) for cs in sets]
@@ -51,6 +54,8 @@ def stability(*, samples: str, encoders: list, concepts: list, table: str, figur
                 maps = [cls(model, cs.vectors, chunk_size=chunk_size).attribute(x, concept=k, **opts)
                         for model, cs in zip(models, sets)]
                 rows.append({**common, "method": method, **map_agreement(maps, features)})
+    if not rows:
+        raise UserError(f"{concepts[0]}: no concept has explained samples to compare across seeds")
     result = pd.DataFrame(rows)
     result["stable"] = result["map_spearman"] >= threshold
     result = result[["concept", "method", "n_samples", "map_spearman", "map_spearman_min",
