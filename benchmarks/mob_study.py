@@ -100,9 +100,23 @@ def method_set(name: str) -> dict:
                 "integrated_gradients@zeros": {"steps": 64, "baseline": "zeros"},
                 "integrated_gradients@mean": {"steps": 64, "baseline": "mean"},
                 "deeplift@zeros": {"baseline": "zeros"}, "guided_backprop@": {}}
+    if name == "seeds":  # the study's protocol for comparing trainings (one maps file per setting)
+        return {"rectgrad@95": {"percentile": 95}, "rectgrad@80": {"percentile": 80},
+                "integrated_gradients@zeros": {"steps": 64, "baseline": "zeros"},
+                "deeplift@zeros": {"baseline": "zeros"}, "guided_backprop@": {},
+                "vanilla_gradient@": {}, "gradient_x_input@": {}}
     if name == "ig-baselines":
         return {f"integrated_gradients@{b}": {"steps": 64, "baseline": b} for b in ("zeros", "mean")}
-    return {k: ALL_METHODS[k] for k in name.split(",")}
+    out = {}
+    for item in name.split(","):  # method, or method@value: rectgrad@<percentile>, <ig|deeplift>@<baseline>
+        method, _, value = item.partition("@")
+        options = dict(ALL_METHODS[method])
+        if value and method == "rectgrad":
+            options["percentile"] = float(value)
+        elif value:
+            options["baseline"] = value
+        out[item if value else method] = options
+    return out
 
 
 def run(stage: str, outputs: tuple, **kwargs) -> dict:
@@ -116,7 +130,32 @@ def run(stage: str, outputs: tuple, **kwargs) -> dict:
     return run_stage(stage, inputs=inputs, outputs=outs, params=params, threads=2)
 
 
+def _study_normalisation() -> None:
+    """``log1p-counts-scale`` (this study only, not in the library): log1p of the raw counts,
+    without library-size normalisation, then every gene scaled to [0, 1]; it keeps the spots'
+    library size, as ``scale`` does, with log1p's compression."""
+    import numpy as np
+
+    from concept_saliency.data import spatial
+
+    original = spatial.normalise
+
+    def normalise(adata, method="scale", *args, **kwargs):
+        if method != "log1p-counts-scale":
+            return original(adata, method, *args, **kwargs)
+        adata, removed = original(adata, "scale", *args, **kwargs)
+        x = np.log1p(np.asarray(adata.layers["counts"].toarray() if hasattr(adata.layers["counts"], "toarray")
+                                else adata.layers["counts"], dtype=np.float32))
+        lo, hi = x.min(axis=0), x.max(axis=0)
+        adata.X = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
+        adata.uns["csm_normalisation"]["method"] = method
+        return adata, removed
+
+    spatial.normalise = normalise
+
+
 def prepare(work: Path, method: str, min_spots: int, seed: int = 0) -> None:
+    _study_normalisation()
     data = work / "data"
     run("prepare_spatial", ("samples", "anndata", "grid"), samples=data / "samples.h5",
         anndata=data / "spatial.h5ad", grid=data / "grid.h5", counts=COUNTS, annotation=ANNOTATION,
@@ -247,12 +286,65 @@ def scorecard(table, variant: str = "signed"):
     return pd.DataFrame(rows).sort_values(["aims_met", "mean"], ascending=False)
 
 
+def across_seeds(tables, variant: str = "signed"):
+    """One setting trained with several seeds (one ``layers.tsv`` each): per method, per aimed-at
+    concept the mean own-layer AUROC over the seeds and in how many seeds the aim is met
+    (``0.861 2/3``), the aims met per seed, and the worst seed's count."""
+    import pandas as pd
+
+    cards = [scorecard(t, variant).set_index("method") for t in tables]
+    methods = [m for m in cards[0].index if all(m in c.index for c in cards)]
+    rows = []
+    for method in methods:
+        row = {"method": method}
+        for concept in AIMS:
+            if concept not in cards[0].columns:
+                continue
+            cells = [str(c.loc[method, concept]) for c in cards]
+            mean = sum(float(x.rstrip("!")) for x in cells) / len(cells)
+            row[concept] = f"{mean:.3f} {sum(not x.endswith('!') for x in cells)}/{len(cells)}"
+        met = [int(c.loc[method, "aims_met"]) for c in cards]
+        row["aims_met"] = "/".join(map(str, met))
+        row["min_met"] = min(met)
+        row["mean"] = round(sum(float(c.loc[method, "mean"]) for c in cards) / len(cards), 3)
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["min_met", "mean"], ascending=False)
+
+
+def seed_rows_markdown(paths, method: str, variant: str = "signed") -> str:
+    """Markdown rows, one per table (seed), of one method: the own-layer AUROC of every aimed-at
+    concept, ``ok`` where the aim is met, else the layer the map ranks first (``1st`` when that
+    is its own layer, but the AUROC falls short), and the count of aims met."""
+    import pandas as pd
+
+    head = "| table | " + " | ".join(AIMS) + " | aims met |"
+    lines = [head, "|" + " --- |" * (len(AIMS) + 2)]
+    for path in paths:
+        t = pd.read_csv(path, sep="\t")
+        sub = t[(t["variant"] == variant) & (t["method"] == method)]
+        own = sub[sub["own"]]
+        cells, met = [], 0
+        for concept, (_, aim) in AIMS.items():
+            r = own[own["concept"] == concept]
+            if r.empty:
+                cells.append("-")
+                continue
+            r = r.iloc[0]
+            ok = bool(r["first"]) and r["auroc"] >= aim
+            met += ok
+            rows = sub[sub["concept"] == concept]
+            top = rows.loc[rows["auroc"].idxmax(), "layer"]
+            cells.append(f"{r['auroc']:.3f} " + ("ok" if ok else "1st" if r["first"] else f"({top} 1st)"))
+        lines.append(f"| {path} | " + " | ".join(cells) + f" | {met}/{len(AIMS)} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare")
     p.add_argument("work", type=Path)
-    p.add_argument("--method", default="scale", choices=["scale", "log1p-scale"])
+    p.add_argument("--method", default="scale", choices=["scale", "log1p-scale", "log1p-counts-scale"])
     p.add_argument("--min-spots", type=int, default=10)
     t = sub.add_parser("train")
     t.add_argument("work", type=Path)
@@ -269,14 +361,26 @@ def main(argv=None) -> None:
     m.add_argument("--concepts", default="baseline")
     m.add_argument("--methods", default="all")
     m.add_argument("--top-k", type=int, default=3)
+    m.add_argument("--n-genes", type=int, help="seed groups of this many genes (overrides the set's)")
     c = sub.add_parser("score", help="scorecards of finished maps runs (their layers.tsv)")
     c.add_argument("tables", nargs="+", type=Path)
     c.add_argument("--variant", default="signed", choices=list(mob_layers.VARIANTS))
+    c.add_argument("--markdown", metavar="METHOD",
+                   help="markdown rows of this method's own-layer AUROC, one per table (seed_rows_markdown)")
+    c.add_argument("--seeds", action="store_true",
+                   help="the tables are one setting's seeds: one summary across them (across_seeds)")
     args = parser.parse_args(argv)
     if args.command == "score":
         import pandas as pd
 
         pd.set_option("display.width", 200)
+        if args.markdown:
+            print(seed_rows_markdown(args.tables, args.markdown, args.variant))
+            return
+        if args.seeds:
+            tables = [pd.read_csv(path, sep="\t") for path in args.tables]
+            print(across_seeds(tables, args.variant).to_string(index=False))
+            return
         for path in args.tables:
             print(f"\n{path}\n" + scorecard(pd.read_csv(path, sep="\t"), args.variant).to_string(index=False))
         return
@@ -285,7 +389,8 @@ def main(argv=None) -> None:
     elif args.command == "train":
         train(args.work, args.model, args.preset, args.epochs, args.seed, args.batch_size, args.learning_rate)
     else:
-        table = maps(args.work, args.model, args.variant, args.concepts, args.methods, args.top_k)
+        table = maps(args.work, args.model, args.variant, args.concepts, args.methods, args.top_k,
+                     {"n_genes": args.n_genes} if args.n_genes else None)
         print(scorecard(table).to_string(index=False))
 
 
