@@ -430,10 +430,12 @@ def test_concepts_stage_builds_seed_gene_set_and_region_concepts(tissue_files):
 def test_mob_config_is_valid_and_names_its_concepts():
     config = validate_config(yaml.safe_load((REPO / "config" / "mob.yaml").read_text()), SCHEMA)
     mob = config["datasets"]["mob"]
-    assert mob["models"]["paper"] == {"preset": "paper-mob", "epochs": 10, "batch_size": 64,
+    assert mob["models"]["paper"] == {"preset": "paper-mob", "epochs": 60, "batch_size": 64,
                                       "learning_rate": None, "latent_output": None,
                                       "precision": "float32"}
-    assert concept_names("mob", mob) == ["penk", "doc2g", "kctd12", "mitral_markers"]
+    assert concept_names("mob", mob) == ["penk", "doc2g", "kctd12", "mitral_markers",
+                                         "gcl", "mcl", "opl", "gl", "onl"]
+    assert (REPO / mob["source"]["st_counts"]["annotation"]).is_file()
     assert mob["source"]["st_counts"]["counts"]["checksum"] == f"sha256:{MOB_SHA256}"
     files = source_files("mob", mob, "results")
     assert files["counts"].path == f"results/mob/raw/download/{MOB}"
