@@ -358,6 +358,30 @@ def test_region_markers_of_an_annotated_layer_are_its_genes(tissue_files):
         region_markers(adata, "cluster", "x", 5)
 
 
+LAYER_MARKERS = {  # known markers of the bulb's layers, none of them used to build the annotation
+    "GCL": {"Penk"}, "MCL": {"Ntng1", "Tbx21"}, "OPL": {"Cck"}, "GL": {"Nrsn1"},
+    "ONL": {"Kctd12", "Scd1"},
+}
+
+
+def test_layer_annotation_of_replicate_11_covers_its_spots_with_the_known_markers(mob_counts):
+    """tests/data/mob_rep11_layers.tsv (benchmarks/mob_annotation.py): every spot kept by
+    config/mob.yaml's min_counts has one of the five layers, each with at least 30 spots, and
+    each layer's top marker genes (as a region concept would take them) hold a known marker."""
+    path, counts = mob_counts
+    adata = spatial.counts_to_anndata(counts, "Rep11")
+    regions = st_counts.read_spot_annotation(REPO / "tests" / "data" / "mob_rep11_layers.tsv",
+                                             list(adata.obs_names))
+    kept = counts.sum(axis=1).to_numpy() >= 100
+    assert all(r for r, k in zip(regions, kept) if k) and not any(r for r, k in zip(regions, kept) if not k)
+    sizes = pd.Series([r for r in regions if r]).value_counts()
+    assert sorted(sizes.index) == sorted(LAYER_MARKERS) and sizes.min() >= 30 and sizes.sum() == 260
+    adata.obs["region"] = regions
+    for layer, known in LAYER_MARKERS.items():
+        top = set(region_markers(adata, "region", layer, 20)["gene"])
+        assert top & known, (layer, sorted(top))
+
+
 def test_concepts_stage_builds_seed_gene_set_and_region_concepts(tissue_files):
     from concept_saliency.concept_vectors import read_concepts
     from concept_saliency.stages.concepts import concepts
@@ -406,10 +430,12 @@ def test_concepts_stage_builds_seed_gene_set_and_region_concepts(tissue_files):
 def test_mob_config_is_valid_and_names_its_concepts():
     config = validate_config(yaml.safe_load((REPO / "config" / "mob.yaml").read_text()), SCHEMA)
     mob = config["datasets"]["mob"]
-    assert mob["models"]["paper"] == {"preset": "paper-mob", "epochs": 10, "batch_size": 64,
+    assert mob["models"]["paper"] == {"preset": "paper-mob", "epochs": 60, "batch_size": 64,
                                       "learning_rate": None, "latent_output": None,
                                       "precision": "float32"}
-    assert concept_names("mob", mob) == ["penk", "doc2g", "kctd12", "mitral_markers"]
+    assert concept_names("mob", mob) == ["penk", "doc2g", "kctd12", "mitral_markers",
+                                         "gcl", "mcl", "opl", "gl", "onl"]
+    assert (REPO / mob["source"]["st_counts"]["annotation"]).is_file()
     assert mob["source"]["st_counts"]["counts"]["checksum"] == f"sha256:{MOB_SHA256}"
     files = source_files("mob", mob, "results")
     assert files["counts"].path == f"results/mob/raw/download/{MOB}"
