@@ -466,7 +466,7 @@ def test_input_files_local_remote_and_clashing_names():
 
 @pytest.fixture(scope="module")
 def mob_run(tmp_path_factory, mob_counts):
-    """config/mob.yaml, reduced (fewer genes, 2 epochs, one method), on the real counts served
+    """config/mob.yaml, reduced (fewer genes, 2 epochs, one method, 3 genes explained), on the real counts served
     over loopback by a server that drops the first connection half way."""
     from test_workflow import copy_workflow, snakemake
 
@@ -483,6 +483,7 @@ def mob_run(tmp_path_factory, mob_counts):
     mob = config["datasets"]["mob"]
     mob["normalisation"]["min_spots"] = 200
     mob["models"]["paper"]["epochs"] = 2
+    mob["explain"]["top_k"] = 3
     mob["concepts"] = {"seed_genes": {"penk": {"gene": "Penk", "n_genes": 30}},
                        "gene_sets": {"mangled": ["2010300C02Rik", "Slc17a7", "Cdhr1"]},
                        "regions": {"penk_region": "penk_high"}, "n_markers": 25}

@@ -115,11 +115,18 @@ def _spots_with_colorbar(ax, coords, values, diameter, image, diverging: bool) -
     cbar.ax.tick_params(labelsize=6)
 
 
-def plot_concept_on_tissue(adata, concept: str, title: str = "") -> Figure:
-    """The figure of one concept: decoded vector, mean maps, then example genes and their maps."""
+#: the example genes a concept's tissue figure shows (its mean maps average every explained gene)
+MAX_EXAMPLE_GENES = 5
+
+
+def plot_concept_on_tissue(adata, concept: str, title: str = "",
+                           max_genes: int = MAX_EXAMPLE_GENES) -> Figure:
+    """The figure of one concept: decoded vector, mean maps over every explained gene, then the
+    first ``max_genes`` explained genes (the highest-scoring) and their maps."""
     info = adata.uns["csm_concepts"][concept]
     methods = [str(m) for m in info["methods"]]
-    genes = [str(g) for g in info["explained"]]
+    explained = [str(g) for g in info["explained"]]
+    genes = explained[:max_genes]
     coords, image, diameter = tissue_layout(adata)
     n_rows, n_cols = 1 + len(genes), 1 + len(methods)
     aspect = np.ptp(coords[:, 1]) / max(np.ptp(coords[:, 0]), 1e-9)
@@ -142,7 +149,7 @@ def plot_concept_on_tissue(adata, concept: str, title: str = "") -> Figure:
     axes[0, 0].set_ylabel("concept", fontsize=8)
     for j, method in enumerate(methods):
         panel(axes[0, 1 + j], adata.obs[map_key(concept, method)], True)
-        axes[0, 1 + j].set_title(f"{method.replace('_', ' ')}\n(mean over the genes below)", fontsize=7)
+        axes[0, 1 + j].set_title(f"{method.replace('_', ' ')}\n(mean over {len(explained)} genes)", fontsize=7)
     for i, gene in enumerate(genes, start=1):
         panel(axes[i, 0], x[:, gene_pos[gene]], False)
         axes[i, 0].set_ylabel(gene, fontsize=8)
