@@ -100,8 +100,12 @@ def test_the_conda_environments_pin_what_the_tests_run_with():
 def test_a_config_value_on_the_command_line_merges_into_the_config(tmp_path):
     """`--config key=value` changes one key of the config in use (the demo here); it does not
     replace the whole config."""
-    from workflow_run import copy_workflow, planned_jobs
+    from workflow_run import copy_workflow, planned_jobs, snakemake
 
     work = copy_workflow(tmp_path / "wf")
     jobs = planned_jobs(work, "--config", "backend=jax")
     assert jobs.get("generate_shapes") == 1 and jobs.get("generate_tissue") == 1, jobs
+    # the key given takes effect, the rest of the demo's config stays
+    planned = snakemake(work, "-n", "--config", "results=elsewhere").stdout
+    assert "elsewhere/shapes/demo/model/vae.keras" in planned
+    assert "elsewhere/tissue/demo/maps.h5ad" in planned and "results/shapes" not in planned

@@ -18,6 +18,8 @@ def test_maps_that_agree_disagree_or_flip_sign(rng):
     assert flipped["map_spearman"] == pytest.approx(-1.0) and flipped["map_spearman_abs"] == pytest.approx(1.0)
     noise = map_agreement([a, rng.normal(size=a.shape), rng.normal(size=a.shape)])
     assert abs(noise["map_spearman"]) < 0.2 and noise["map_spearman_min"] <= noise["map_spearman"]
+    # the lowest pair: of (a, a, -a) the pairs agree 1, -1, -1
+    assert map_agreement([a, a, -a])["map_spearman_min"] == pytest.approx(-1.0)
     # only the features (a tissue's spots) count
     features = np.zeros((8, 8), bool)
     features[:2] = True

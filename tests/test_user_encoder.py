@@ -134,6 +134,7 @@ def test_the_workflow_runs_on_a_users_encoder_without_training(tmp_path):
     assert sorted(summary["method"][:-1]) == ["deeplift", "vanilla_gradient"]
     assert summary["method"].iloc[-1] == "random"
     assert {"deletion_auc", "insertion_auc", "randomisation_check", "mass_ratio"} <= set(summary.columns)
+    assert summary.loc[summary["method"] != "random", "mass_ratio"].notna().all(), summary
     for name in ("red_square.png", "stripes.png"):
         assert (base / "figures" / name).stat().st_size > 0
     assert (base / "evaluation" / "evaluation.png").stat().st_size > 0

@@ -261,6 +261,14 @@ def gene_concepts(spec: dict, z: np.ndarray, genes: GeneIndex, adata=None,
     return concepts, rows
 
 
+def held_out_samples(split: np.ndarray) -> np.ndarray:
+    """The samples held out from fitting (the validation split; every sample when none is)."""
+    from .data.samples import VALIDATION
+
+    held_out = np.asarray(split) == VALIDATION
+    return held_out if held_out.any() else np.ones(len(held_out), dtype=bool)
+
+
 def evaluated_on(kind: str, held_out: np.ndarray) -> np.ndarray:
     """The samples the separation of a concept of ``kind`` is measured on: the held-out samples
     for an attribute (its vector was fitted on the others), every sample for a group (its

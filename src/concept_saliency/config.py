@@ -112,15 +112,17 @@ def localised(dataset: dict) -> bool:
     return enabled is True or (enabled == "auto" and regions_known(dataset))
 
 
-def own_regions(name: str, dataset: dict) -> dict[str, str]:
+def own_regions(name: str, dataset: dict, names: list[str] | None = None) -> dict[str, str]:
     """Concept -> the region its maps should point at: CelebA attributes to their face part, a
     region concept to its region, every other concept to the region of its own name (the demo's
-    shapes, boxes named as attributes); ``localisation.regions`` overrides them."""
+    shapes, boxes named as attributes); ``localisation.regions`` overrides them. ``names``: the
+    dataset's concepts where already known (else :func:`concept_names`, which may read a label
+    table). ``ConfigError`` for a region given to a concept that does not exist."""
     from .localisation import CELEBA_PARTS
 
     kind = next(iter(dataset["source"]))
     spec = dataset.get("concepts") or {}
-    names = concept_names(name, dataset)
+    names = concept_names(name, dataset) if names is None else names
     own = {c: c for c in names}
     if kind == "celeba":
         own = {c: CELEBA_PARTS[c] for c in names if c in CELEBA_PARTS}

@@ -20,16 +20,9 @@ FORMAT = "csm.latents"
 
 
 def encode_store(latent, store: SampleStore, batch_size: int = 256) -> np.ndarray:
-    """``(N, D)`` float32 latent means, streaming the store block by block."""
-    out = None
-    progress = Progress("encoded", len(store), "samples")
-    for start, x in store.iter_blocks(batch_size):
-        z = np.asarray(latent.predict_on_batch(x), dtype=np.float32)
-        if out is None:
-            out = np.empty((len(store), z.shape[1]), dtype=np.float32)
-        out[start:start + len(z)] = z
-        progress.update(len(z))
-    return out
+    """``(N, D)`` float32 latent means, streaming the store block by block (progress logged)."""
+    return _encode_blocks(latent, store.iter_blocks(batch_size), len(store),
+                          Progress("encoded", len(store), "samples"))
 
 
 def latents(encoder, x, *, latent_output: str | int | None = None, batch_size: int = 256,
@@ -42,12 +35,20 @@ def latents(encoder, x, *, latent_output: str | int | None = None, batch_size: i
 
     model = latent_model(encoder, latent_output)
     x = np.asarray(x)
-    out = np.empty((len(x), int(model.outputs[0].shape[-1])), dtype=np.float32)
+    dtype = np.dtype(model.inputs[0].dtype)
+    blocks = ((s, x[s:s + batch_size].astype(dtype, copy=False)) for s in range(0, len(x), batch_size))
     with progress_bar(len(x), "encoding", "samples", enabled=progress) as bar:
-        for start in range(0, len(x), batch_size):
-            block = x[start:start + batch_size].astype(np.dtype(model.inputs[0].dtype), copy=False)
-            out[start:start + len(block)] = np.asarray(model.predict_on_batch(block), dtype=np.float32)
-            bar.update(len(block))
+        return _encode_blocks(model, blocks, len(x), bar)
+
+
+def _encode_blocks(latent, blocks, total: int, progress) -> np.ndarray:
+    """``(total, D)`` float32 latents of ``blocks`` (``(start, x)`` pairs); ``progress.update(n)``
+    after each."""
+    out = np.empty((total, int(latent.outputs[0].shape[-1])), dtype=np.float32)
+    for start, x in blocks:
+        z = np.asarray(latent.predict_on_batch(x), dtype=np.float32)
+        out[start:start + len(z)] = z
+        progress.update(len(z))
     return out
 
 

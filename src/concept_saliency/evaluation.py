@@ -29,12 +29,20 @@ import pandas as pd
 
 
 
-def feature_relevance(maps: np.ndarray) -> np.ndarray:
-    """``(N, H, W[, C])`` maps -> ``(N, H*W)`` absolute relevance per pixel (channels summed)."""
-    maps = np.abs(np.asarray(maps, dtype=np.float64))
+def flat_maps(maps: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+    """``(N, H, W[, C])`` maps -> ``(N, F)`` signed values per pixel (channels summed); only the
+    ``features`` (a bool ``(H, W)`` mask: a tissue's spots) where given."""
+    maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim == 4:
         maps = maps.sum(axis=-1)
-    return maps.reshape(len(maps), -1)
+    flat = maps.reshape(len(maps), -1)
+    return flat if features is None else flat[:, np.asarray(features, dtype=bool).reshape(-1)]
+
+
+def feature_relevance(maps: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+    """``(N, H, W[, C])`` maps -> ``(N, F)`` absolute relevance per pixel (the channels' absolute
+    values summed); only the ``features`` where given."""
+    return flat_maps(np.abs(np.asarray(maps, dtype=np.float64)), features)
 
 
 def random_relevance(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -101,11 +109,8 @@ def randomisation_check(model, explain: dict[str, Callable], x: np.ndarray, seed
     a bool mask of the spatial positions that are features (the spots of a tissue
     grid); all positions by default.
     """
-    keep = None if features is None else np.asarray(features, dtype=bool).reshape(-1)
-
     def relevance(maps):
-        r = feature_relevance(maps)
-        return r if keep is None else r[:, keep]
+        return feature_relevance(maps, features)
 
     original = {m: relevance(f(x)) for m, f in explain.items()}
     rows = [{"method": m, "step": 0, "layer": "(none)", "spearman": 1.0, "spearman_sd": 0.0}

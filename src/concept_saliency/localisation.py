@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .concept_vectors import auroc
+from .evaluation import flat_maps
 
 #: Face parts, as boxes around CelebA's five landmarks (eyes, nose, mouth corners) in the
 #: packed image; ``d`` is the distance between the eyes. See :func:`face_part_boxes`.
@@ -101,15 +102,9 @@ def region_scores(values: np.ndarray, region: np.ndarray) -> dict[str, float]:
             "peak_in_region": float(region[int(np.argmax(magnitude))]) if total > 0 else float("nan")}
 
 
-def channel_sum(maps: np.ndarray) -> np.ndarray:
-    """``(N, H, W[, C])`` maps -> ``(N, H, W)``, channels summed (signed)."""
-    maps = np.asarray(maps, dtype=np.float64)
-    return maps.sum(axis=-1) if maps.ndim == 4 else maps
-
-
 def score_against_masks(maps: np.ndarray, masks: np.ndarray) -> pd.DataFrame:
     """One row of :func:`region_scores` per map (``(N, H, W[, C])``) and its mask (``(N, H, W)``)."""
-    flat = channel_sum(maps).reshape(len(maps), -1)
+    flat = flat_maps(maps)
     return pd.DataFrame([region_scores(v, m) for v, m in zip(flat, np.asarray(masks).reshape(len(maps), -1))])
 
 

@@ -214,10 +214,7 @@ def plot_spatial_maps(expression, maps: dict, coords, sample_ids, title: str = "
         if i == 0:
             axes[i, 0].set_title("expression", fontsize=7)
         for j, method in enumerate(methods):
-            v = np.asarray(maps[method][i], dtype=np.float64)
-            lo, hi = np.percentile(v, CLIP)
-            v = np.clip(v, lo, hi)
-            lim = max(abs(lo), abs(hi)) or 1.0
+            v, lim = clip_map(maps[method][i])
             sc = axes[i, 1 + j].scatter(x, y, c=v, s=size, cmap="bwr", vmin=-lim, vmax=lim)
             if i == 0:
                 axes[i, 1 + j].set_title(method.replace("_", "\n"), fontsize=7)

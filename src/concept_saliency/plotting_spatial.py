@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .data.spatial import map_key
-from .plotting import CLIP, new_figure
+from .plotting import clip_map, new_figure
 
 
 def tissue_layout(adata):
@@ -62,13 +62,6 @@ def draw_spots(ax, coords, values, diameter, image=None, cmap="viridis", vmin=No
     return discs
 
 
-def _clipped(values):
-    v = np.asarray(values, dtype=np.float64)
-    lo, hi = np.percentile(v, CLIP)
-    lim = max(abs(lo), abs(hi)) or 1.0
-    return np.clip(v, lo, hi), lim
-
-
 def _values(adata, values) -> np.ndarray:
     """One value per spot: an ``obs`` column, a gene (``var_names``: its normalised ``X``), or an array."""
     if isinstance(values, str):
@@ -107,7 +100,7 @@ def plot_tissue(adata, values, *, diverging: bool | None = None, title: str | No
 def _spots_with_colorbar(ax, coords, values, diameter, image, diverging: bool) -> None:
     """Spots coloured by ``values`` (a map: diverging, clipped, centred on zero) and a colour bar."""
     if diverging:
-        clipped, lim = _clipped(values)
+        clipped, lim = clip_map(values)
         discs = draw_spots(ax, coords, clipped, diameter, image, "bwr", -lim, lim)
     else:
         discs = draw_spots(ax, coords, values, diameter, image, "viridis")

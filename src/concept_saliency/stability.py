@@ -14,16 +14,7 @@ from itertools import combinations
 
 import numpy as np
 
-from .evaluation import spearman_rows
-
-
-def flat_maps(maps: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
-    """``(N, H, W[, C])`` maps -> ``(N, F)`` (channels summed; only ``features`` where given)."""
-    maps = np.asarray(maps, dtype=np.float64)
-    if maps.ndim == 4:
-        maps = maps.sum(axis=-1)
-    flat = maps.reshape(len(maps), int(np.prod(maps.shape[1:])))
-    return flat if features is None else flat[:, np.asarray(features, dtype=bool).reshape(-1)]
+from .evaluation import flat_maps, spearman_rows
 
 
 def map_agreement(maps_per_seed: list[np.ndarray], features: np.ndarray | None = None) -> dict[str, float]:

@@ -36,6 +36,12 @@ try:
     # dataset -> model label -> its per-seed models (config's models are expanded in place)
     SEED_GROUPS = expand_seeds(config)
     CONCEPTS = {ds: concept_names(ds, cfg) for ds, cfg in config["datasets"].items()}
+    # dataset -> concept -> the region its maps should point at (datasets localised only)
+    OWN_REGIONS = {
+        ds: own_regions(ds, cfg, CONCEPTS[ds])
+        for ds, cfg in config["datasets"].items()
+        if localised(cfg)
+    }
     # spatial dataset -> (side, config key) of the spot grid its own encoders take, or None
     ENCODER_GRID = {
         ds: encoder_grid(ds, cfg)
@@ -312,7 +318,7 @@ def localisation_inputs(wc):
     """Where the regions are: the spot grid's annotation, the demo shapes' masks, or the
     boxes packed with the images."""
     if wc.dataset in SPATIAL_DATASETS:
-        return {"grid": f"{R}/{wc.dataset}/data/grid.h5"}
+        return grid_if_spatial(wc)
     if source_kind(wc.dataset, dataset(wc)) == "synthetic_shapes":
         return {"masks": f"{R}/{wc.dataset}/raw/masks.h5"}
     return {"samples": f"{R}/{wc.dataset}/data/samples.h5"}
@@ -340,6 +346,4 @@ def evaluate_inputs(wc):
         extra["localisation"] = (
             f"{R}/{wc.dataset}/{wc.model}/evaluation/localisation.tsv"
         )
-    if wc.dataset in SPATIAL_DATASETS:
-        extra["grid"] = f"{R}/{wc.dataset}/data/grid.h5"
-    return extra
+    return extra | grid_if_spatial(wc)

@@ -84,7 +84,7 @@ rule localise:
     conda:
         CONDA_ENV
     params:
-        regions=lambda wc: own_regions(wc.dataset, dataset(wc)),
+        regions=lambda wc: OWN_REGIONS[wc.dataset],
         seed=config["seed"],
     script:
         "../scripts/localise.py"

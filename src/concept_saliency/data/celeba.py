@@ -209,15 +209,21 @@ def crop_box(landmarks: Sequence[float], width: int, height: int) -> tuple[float
     images; they are scaled to the image size and the box is clamped to the image.
     Returns None when nothing of the box lies inside the image.
     """
-    lm = dict(zip(LANDMARKS, landmarks))
-    sx, sy = width / ALIGNED_SIZE[0], height / ALIGNED_SIZE[1]
-    left = min(max((lm["lefteye_x"] - 50) * sx, 0.0), width)
-    right = min(max((lm["righteye_x"] + 50) * sx, 0.0), width)
-    top = min(max((lm["nose_y"] - 105) * sy, 0.0), height)
-    bottom = min(max((lm["leftmouth_y"] + 35) * sy, 0.0), height)
+    left, top, right, bottom = (float(v[0]) for v in _crop_edges(np.asarray([landmarks]), width, height))
     if right - left < 1 or bottom - top < 1:
         return None
     return left, top, right, bottom
+
+
+def _crop_edges(landmarks: np.ndarray, width: int, height: int) -> tuple[np.ndarray, ...]:
+    """The paper's crop edges ``(left, top, right, bottom)`` of each row of ``(N, 10)`` landmarks
+    (:data:`LANDMARKS`, 178x218 image), scaled to a ``width`` x ``height`` image and clamped to it:
+    50 px beside the eyes, 105 px above the nose, 35 px below the mouth."""
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 10)
+    sx, sy = width / ALIGNED_SIZE[0], height / ALIGNED_SIZE[1]
+    at = {name: lm[:, i] for i, name in enumerate(LANDMARKS)}
+    return (np.clip((at["lefteye_x"] - 50) * sx, 0, width), np.clip((at["nose_y"] - 105) * sy, 0, height),
+            np.clip((at["righteye_x"] + 50) * sx, 0, width), np.clip((at["leftmouth_y"] + 35) * sy, 0, height))
 
 
 def packed_landmarks(landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -225,11 +231,7 @@ def packed_landmarks(landmarks: np.ndarray, size: int) -> np.ndarray:
     ``size`` x ``size`` crop (:func:`crop_box` then the resize; the same whatever the image's
     own size, since the box scales with it)."""
     lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 10)
-    w, h = ALIGNED_SIZE
-    left = np.clip(lm[:, 0] - 50, 0, w)
-    right = np.clip(lm[:, 2] + 50, 0, w)
-    top = np.clip(lm[:, 5] - 105, 0, h)
-    bottom = np.clip(lm[:, 7] + 35, 0, h)
+    left, top, right, bottom = _crop_edges(lm, *ALIGNED_SIZE)
     out = lm.copy()
     out[:, 0::2] = (lm[:, 0::2] - left[:, None]) * size / np.maximum(right - left, 1e-9)[:, None]
     out[:, 1::2] = (lm[:, 1::2] - top[:, None]) * size / np.maximum(bottom - top, 1e-9)[:, None]

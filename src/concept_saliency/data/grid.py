@@ -177,12 +177,10 @@ def pixels_to_spots(maps: np.ndarray, index: GridIndex) -> np.ndarray:
     return maps[:, index.row, index.col]
 
 
-def concept_spot_map(maps: np.ndarray, indices: np.ndarray, positives: np.ndarray,
-                     index: GridIndex) -> np.ndarray:
-    """A concept's map on the spots: the mean of the spot maps of its explained genes
-    (``maps`` of the samples ``indices``) that are members of its group (``positives``: a
+def concept_spot_map(spot_maps: np.ndarray, indices: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """A concept's map on the spots: the mean of the spot maps (:func:`pixels_to_spots`) of its
+    explained genes (the samples ``indices``) that are members of its group (``positives``: a
     mask over every gene), or of all explained genes when none is a member."""
-    spot_maps = pixels_to_spots(maps, index)
     member = np.asarray(positives, dtype=bool)[np.asarray(indices)]
     rows = member if member.any() else np.ones(len(member), dtype=bool)
     return spot_maps[rows].mean(axis=0)

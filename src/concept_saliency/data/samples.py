@@ -226,12 +226,18 @@ class SampleStore:
                                 for s in self._f["label_names"][()]]
         else:
             self.labels, self.label_names = None, []
-        if "boxes" in self._f:
-            self.boxes = numeric_dataset(self._f, "boxes", self.path)[()]
-            self.box_names = [s.decode() if isinstance(s, bytes) else s for s in self._f["box_names"][()]]
-        else:
-            self.boxes, self.box_names = None, []
+        self.box_names = [s.decode() if isinstance(s, bytes) else s
+                          for s in self._f["box_names"][()]] if "boxes" in self._f else []
+        self._boxes = None
         self.attrs = dict(self._f.attrs)
+
+    @property
+    def boxes(self) -> np.ndarray | None:
+        """``(N, R, 4)`` regions of each sample (``box_names``), or None; read on first use (only
+        the localise stage needs them)."""
+        if self._boxes is None and self.box_names:
+            self._boxes = numeric_dataset(self._f, "boxes", self.path)[()]
+        return self._boxes
 
     def __enter__(self):
         return self

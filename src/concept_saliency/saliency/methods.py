@@ -139,14 +139,13 @@ class ConceptAttribution:
         c = self.vectors[idx]
         if not progress:
             return self._attribute(x, c, **opts).astype(self.dtype, copy=False)
-        out = np.empty_like(x)
         with progress_bar(len(x), type(self).__name__, unit="map") as bar:
-            step = self.gradient.chunk_size
-            for start in range(0, len(x), step):
-                block = slice(start, start + step)
-                out[block] = self._attribute(x[block], c[block], **opts)
-                bar.update(len(x[block]))
-        return out
+            def block(xb, cb):
+                maps = self._attribute(xb, cb, **opts)
+                bar.update(len(xb))
+                return maps
+
+            return map_chunks(block, (x, c), self.gradient.chunk_size).astype(self.dtype, copy=False)
 
     def scores(self, x: np.ndarray, concept: int | np.ndarray = 0) -> np.ndarray:
         """Concept scores ``c . z(x)`` of ``x`` (a compiled forward pass)."""
@@ -249,7 +248,7 @@ class IntegratedGradients(ConceptAttribution):
         if integration == "adaptive":
             group = max(1, 4 * self.gradient.chunk_size // steps)  # samples whose gradients are kept
             return map_chunks(lambda xb, bb, cb: adaptive_path_integral(self.gradient, xb, bb, cb, steps),
-                              (x, base, c), group)
+                              (x, base, c), group, pad=self.gradient.pad)
         alphas, weights = path_points(steps, integration)
         # path points made and summed in the compiled function: only inputs and maps cross
         return self.gradient.path_integral(x, base, c, alphas, weights)

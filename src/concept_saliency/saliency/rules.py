@@ -206,8 +206,10 @@ def order_statistic(rows, index):
 
 @functools.cache
 def _row_pool() -> ThreadPoolExecutor:
-    # the CPUs this process may run on (a cluster job's allocation), not the machine's
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    # the job's threads (backend.use_backend sets them from the rule's), else the CPUs this
+    # process may run on (a cluster job's allocation), not the machine's
+    cpus = int(os.environ.get("TF_NUM_INTRAOP_THREADS", 0)) or (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     return ThreadPoolExecutor(max(1, cpus or 1), thread_name_prefix="order-statistic")
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import concept_vectors as C
 from ..artifacts import write_tsv
-from ..data.samples import VALIDATION, SampleStore
+from ..data.samples import SampleStore
 from ..data.spatial import normalisation_note, read_anndata
 from ..encoding import read_latents
 from ..genes import GeneIndex
@@ -38,9 +38,7 @@ def concepts(*, latents: str, samples: str, concepts: str, separation: str, grou
             extra = genes.find(explain_ids, "config key 'explain.ids'")
         else:
             extra = store.index_of(explain_ids)
-    held_out = lat.split == VALIDATION
-    if not held_out.any():
-        held_out = np.ones(len(z), dtype=bool)
+    held_out = C.held_out_samples(lat.split)
     fit_on = ~held_out if (~held_out).any() else np.ones(len(z), dtype=bool)
 
     found: list[C.Concept] = []

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..artifacts import open_h5, write_tsv
 from ..concept_vectors import read_concepts
-from ..data.grid import concept_spot_map, read_grid
+from ..data.grid import concept_spot_map, pixels_to_spots, read_grid
 from ..data.samples import SampleStore
 from ..errors import UserError
 from ..localisation import box_masks, score_against_masks, score_against_regions, summarise
@@ -33,18 +33,22 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
     """
     cs = read_concepts(concepts)
     own = dict(regions or {})
+    if grid:
+        score = _spot_scorer(grid, cs.positives, cs.names, own)
+    elif masks:
+        score = _mask_scorer(masks, cs.ids)
+    else:
+        score = _box_scorer(samples, own)
     rng = np.random.default_rng(seed)
     rows = []
-    for path in maps:
-        for k, name in enumerate(cs.names):
+    for i, path in enumerate(maps):
+        for name in cs.names:
             r = read_maps(path, name)
-            for method, values in ((r["method"], r["maps"]), ("random", rng.random(r["maps"].shape))):
-                if grid:
-                    found = _against_spots(grid, values, r["indices"], cs.positives[k], own.get(name))
-                elif masks:
-                    found = _against_masks(masks, cs.ids, name, values, r["indices"])
-                else:
-                    found = _against_boxes(samples, own.get(name), values, r["indices"])
+            scored = [(r["method"], r["maps"])]
+            if i == 0:  # the random baseline, once
+                scored.append(("random", rng.random(r["maps"].shape)))
+            for method, values in scored:
+                found = score(name, values, r["indices"])
                 if found is not None:
                     rows.append(found.assign(method=method, concept=name))
     if not rows:
@@ -52,9 +56,6 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
                         "region with the dataset's 'localisation.regions', or set 'localisation: "
                         "{enabled: false}'")
     detail = pd.concat(rows, ignore_index=True)
-    # the random baseline was scored once per method file: keep the first
-    key = ["method", "concept", "region", "sample"] if "sample" in detail else ["method", "concept", "region"]
-    detail = detail.drop_duplicates(subset=key)
     first = ["method", "concept", "region", *(["sample"] if "sample" in detail else [])]
     detail = detail[first + [c for c in detail.columns if c not in first]]
     summary = summarise(detail)
@@ -67,46 +68,60 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
                  row["concept"], row["region"], row["auroc"], row["mass_ratio"], 100 * row["peak_in_region"])
 
 
-def _against_masks(masks: str, ids, concept: str, values, indices) -> pd.DataFrame | None:
+def _mask_scorer(masks: str, ids):
     """The demo's shapes: a concept's own mask (named as the concept) for each explained sample."""
     dec = lambda a: [v.decode() if isinstance(v, bytes) else v for v in a]  # noqa: E731
     with open_h5(masks, "csm.masks") as f:
         names = dec(f["names"][()])
+        row_of = {sid: i for i, sid in enumerate(dec(f["ids"][()]))}
+        stored = f["masks"][()]  # (samples, concepts, H, W)
+
+    def score(concept, values, indices) -> pd.DataFrame | None:
         if concept not in names:
             return None
-        row_of = {sid: i for i, sid in enumerate(dec(f["ids"][()]))}
         rows = np.asarray([row_of[ids[i]] for i in indices])
-        stored = f["masks"][()]  # (samples, concepts, H, W)
         picked = stored[rows, names.index(concept)].astype(bool)
-    return score_against_masks(values, picked).assign(region=concept, sample=indices, own=1)
+        return score_against_masks(values, picked).assign(region=concept, sample=indices, own=1)
+
+    return score
 
 
-def _against_boxes(samples: str, region: str | None, values, indices) -> pd.DataFrame | None:
-    """Images with boxes in the sample store: each explained sample against its concept's box."""
-    if region is None:
-        return None
+def _box_scorer(samples: str, own: dict):
+    """Images with boxes in the sample store: each explained sample against its concept's box
+    (``own``: concept -> region)."""
     with SampleStore(samples) as store:
         if store.boxes is None:
             raise UserError(f"{samples}: holds no regions of its images to score the maps against "
                             f"(boxes); rerun the stage that packed it, or set 'localisation: "
                             f"{{enabled: false}}'")
-        if region not in store.box_names:
+        boxes, box_names, shape = store.boxes, list(store.box_names), tuple(store.sample_shape[:2])
+
+    def score(concept, values, indices) -> pd.DataFrame | None:
+        region = own.get(concept)
+        if region is None:
+            return None
+        if region not in box_names:
             raise UserError(f"region '{region}' (config key 'localisation.regions'): {samples} has the "
-                            f"regions {', '.join(store.box_names)}")
-        boxes = store.boxes[np.asarray(indices), store.box_names.index(region)]
-        shape = store.sample_shape[:2]
-    scored = score_against_masks(values, box_masks(boxes, shape))
-    return scored.assign(region=region, sample=indices, own=1)
+                            f"regions {', '.join(box_names)}")
+        picked = boxes[np.asarray(indices), box_names.index(region)]
+        return score_against_masks(values, box_masks(picked, shape)).assign(
+            region=region, sample=indices, own=1)
+
+    return score
 
 
-def _against_spots(grid: str, values, indices, positives, own_region: str | None) -> pd.DataFrame:
-    """A tissue: the concept's map on the spots (mean over its explained members) against every
+def _spot_scorer(grid: str, positives, names: list[str], own: dict):
+    """A tissue: each concept's map on the spots (mean over its explained members) against every
     annotated region."""
     index, regions = read_grid(grid)
     if regions is None:
         raise UserError(f"{grid}: the spots have no region annotation to score the maps against; give "
                         f"one in the source ('annotation', 'region_key'), or set 'localisation: "
                         f"{{enabled: false}}'")
-    spot_map = concept_spot_map(values, indices, positives, index)
-    scored = score_against_regions(spot_map, regions)
-    return scored.assign(own=(scored["region"] == own_region).astype(int))
+
+    def score(concept, values, indices) -> pd.DataFrame:
+        spot_map = concept_spot_map(pixels_to_spots(values, index), indices, positives[names.index(concept)])
+        scored = score_against_regions(spot_map, regions)
+        return scored.assign(own=(scored["region"] == own.get(concept)).astype(int))
+
+    return score

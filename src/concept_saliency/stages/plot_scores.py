@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ..artifacts import check_provenance_format
-from ..concept_vectors import evaluated_on, read_concepts
-from ..data.samples import VALIDATION
+from ..concept_vectors import evaluated_on, held_out_samples, read_concepts
 from ..encoding import read_latents
 from ..plotting import plot_score_histograms, save_figure
 
@@ -17,9 +15,7 @@ def plot_scores(*, concepts: str, latents: str, separation: str, figure: str) ->
     its AUROC from ``separation``."""
     check_provenance_format(separation, "csm.table")
     cs = read_concepts(concepts)
-    held_out = read_latents(latents).split == VALIDATION
-    if not held_out.any():  # nothing held out: every sample (as the concepts stage did)
-        held_out = np.ones_like(held_out)
+    held_out = held_out_samples(read_latents(latents).split)
     auroc = pd.read_csv(separation, sep="\t").set_index("concept")["auroc"]
     subsets = [evaluated_on(kind, held_out) for kind in cs.kinds]
     fig = plot_score_histograms([cs.scores[m, k] for k, m in enumerate(subsets)],

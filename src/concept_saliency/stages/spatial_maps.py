@@ -71,12 +71,12 @@ def spatial_maps(*, anndata: str, grid: str, latents: str, concepts: str, maps: 
         explained = None
         for method, path in per_method.items():
             r = read_maps(path, name)
-            spot_maps = pixels_to_spots(r["maps"], index).astype(np.float32)  # (genes, spots)
+            spot_maps = pixels_to_spots(r["maps"], index)  # (genes, spots)
             explained = [cs.ids[i] for i in r["indices"]]
             adata.obs[map_key(name, method)] = concept_spot_map(
-                r["maps"], r["indices"], cs.positives[k], index).astype(np.float32)
-            adata.obsm[map_key(name, method)] = pd.DataFrame(spot_maps.T, index=adata.obs_names,
-                                                             columns=explained)
+                spot_maps, r["indices"], cs.positives[k]).astype(np.float32)
+            adata.obsm[map_key(name, method)] = pd.DataFrame(spot_maps.T.astype(np.float32),
+                                                             index=adata.obs_names, columns=explained)
         info[name] = {"kind": cs.kinds[k], "vector": cs.vectors[k].astype(np.float32),
                       "members": [g for g, m in zip(cs.ids, cs.positives[k]) if m],
                       "explained": explained or [], "methods": list(per_method)}

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import write_tsv
-from ..concept_vectors import auroc, read_concepts
+from ..concept_vectors import auroc, evaluated_on, held_out_samples, read_concepts
 from ..data.grid import read_grid
 from ..data.samples import SampleStore
 from ..errors import ArtifactError, UserError
@@ -38,6 +38,7 @@ def stability(*, samples: str, encoders: list, concepts: list, table: str, figur
     models = [load_model(path, "encoder") for path in encoders]
     rows = []
     with SampleStore(samples) as store:
+        held_out = held_out_samples(store.split)
         for k, name in enumerate(first.names):
             chosen = first.explain[name][:samples_per_concept]
             if not len(chosen):
@@ -45,7 +46,8 @@ def stability(*, samples: str, encoders: list, concepts: list, table: str, figur
                 continue
             x = store.read(chosen)
             scores = [cs.scores[:, k] for cs in sets]
-            aurocs = [auroc(cs.scores[:, k], cs.positives[k]) for cs in sets]
+            held = evaluated_on(first.kinds[k], held_out)  # as separation.tsv measures it
+            aurocs = [auroc(cs.scores[held, k], cs.positives[k][held]) for cs in sets]
             common = {"concept": name, "n_samples": len(chosen), "score_spearman": score_agreement(scores),
                       "auroc_mean": float(np.mean(aurocs)), "auroc_sd": float(np.std(aurocs))}
             for method, options in methods.items():
