@@ -127,6 +127,12 @@ def test_the_reduced_run_makes_every_artifact_and_separates_blond_hair(run):
             assert f["Blond_Hair/maps"].shape == (4, 32, 32, 3)
     for name in ATTRIBUTES:
         assert (res / f"small/figures/{name}.png").stat().st_size > 5000
+    # where the maps point, with the random map and the data's own difference as references
+    located = pd.read_csv(res / "small/evaluation/localisation.tsv", sep="\t").set_index(["method", "concept"])
+    reference = located.loc["mean_image_difference"]
+    assert reference.loc["Smiling", "region"] == "mouth" and reference.loc["Smiling", "n_maps"] == 4
+    assert set(reference.index) == {"Blond_Hair", "Smiling"}  # Male is about no face part
+    assert (reference["mass_ratio"] > 0).all() and reference["peak_in_region"].between(0, 1).all()
     summary = res / "small/summary/concept_maps.png"
     assert summary.read_bytes()[:4] == b"\x89PNG" and summary.stat().st_size > 10000
     record = json.loads((res / "small/summary/concept_maps.png.prov.json").read_text())

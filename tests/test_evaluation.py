@@ -125,14 +125,18 @@ def test_evaluation_table_puts_every_metric_side_by_side():
               "random": {"fractions": f, "deletion": np.array([[1, 0.5, 0]]),
                          "insertion": np.array([[0, 0.5, 1]])}}
     located = pd.DataFrame({"method": ["good", "random"], "concept": ["c", "c"], "region": ["r", "r"],
-                            "own": [1, 1], "auroc": [0.9, 0.5], "mass_ratio": [3.0, 1.0],
-                            "peak_in_region": [0.8, 0.1]})
+                            "own": [1, 1], "auroc": [0.3, 0.5], "auroc_abs": [0.9, 0.5],
+                            "mass_ratio": [3.0, 1.0], "peak_in_region": [0.8, 0.1]})
     table = evaluation_table(curves, localisation=located).set_index("method")
     assert table.loc["good", "deletion_auc"] == pytest.approx(0.25)
     assert table.loc["good", "insertion_auc"] == pytest.approx(0.75)
     assert table.loc["random", "deletion_auc"] == pytest.approx(0.5)
     assert table.loc["good", "localisation_auroc"] == 0.9 and table.loc["good", "mass_ratio"] == 3.0
     assert table.loc["good", "rank"] == 1 and pd.isna(table.loc["random", "rank"])
+    # images are ranked by where the magnitude lies (a pixel's sign follows the image's
+    # contrast); a tissue's spots (tables with a region rank) by the signed map
+    tissue = located.assign(rank=[1, 1])
+    assert evaluation_table(curves, localisation=tissue).set_index("method").loc["good", "localisation_auroc"] == 0.3
 
 
 def test_the_ranking_puts_methods_failing_the_randomisation_check_last_then_combines_ranks():

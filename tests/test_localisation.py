@@ -12,6 +12,7 @@ from concept_saliency.localisation import (
     FACE_PARTS,
     box_masks,
     face_part_boxes,
+    mean_difference_maps,
     region_scores,
     score_against_regions,
 )
@@ -33,6 +34,32 @@ def test_a_map_exactly_on_the_region_a_uniform_map_and_a_map_elsewhere():
     assert off["auroc"] < 0.5 and off["mass_ratio"] == 0.0 and off["peak_in_region"] == 0.0
     # the signed AUROC tells a map that lowers the score in the region from one that raises it
     assert region_scores(-exact, region)["auroc"] == 0.0 and region_scores(-exact, region)["auroc_abs"] == 1.0
+
+
+def test_the_datas_own_difference_points_where_positives_differ_and_uses_the_training_split():
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 8, 8, 3)).astype(np.float32) * 0.2
+    positives = np.zeros((2, 50), bool)
+    positives[0, ::2] = True                     # concept 0: a bright square at rows/cols 2-3
+    positives[1, 1::3] = True                    # concept 1: a bright corner
+    x[positives[0], 2:4, 2:4, :] += 0.7
+    x[positives[1], 6:, 6:, 0] += 0.5
+    fit_on = np.ones(50, bool)
+    fit_on[40:] = False
+    x[40:][positives[0, 40:], 5:7, 0:2, :] += 5.0    # held out: a square elsewhere, left out
+    blocks = ((s, x[s:s + 7]) for s in range(0, 50, 7))   # blocks that cut across the classes
+    maps = mean_difference_maps(blocks, positives, fit_on)
+    assert maps.shape == (2, 8, 8)
+    for k in range(2):
+        p, n = positives[k] & fit_on, ~positives[k] & fit_on
+        x64 = x.astype(np.float64)
+        expected = np.abs(x64[p].mean(0) - x64[n].mean(0)).sum(-1)
+        np.testing.assert_allclose(maps[k], expected, rtol=1e-6, atol=1e-9)
+    square = np.zeros((8, 8), bool)
+    square[2:4, 2:4] = True
+    on = region_scores(maps[0], square)
+    assert on["peak_in_region"] == 1.0 and on["mass_ratio"] > 5  # 16x would be all mass inside
+    assert region_scores(maps[1], square)["mass_ratio"] < 1.5
 
 
 def test_every_region_of_a_tissue_is_ranked():

@@ -227,7 +227,8 @@ RANKING_RULE = (
     "learned) come last. The others are ordered by the mean of their ranks in faithfulness "
     "(insertion AUC minus deletion AUC: the map orders features by their effect on the concept "
     "score) and, where the data know regions, localisation (the AUROC of each concept's map for "
-    "its own region); ties go to the more faithful. The first is recommended.")
+    "its own region: of the map's magnitude on images, whose pixels take the sign of the local "
+    "contrast, of the signed map on tissue); ties go to the more faithful. The first is recommended.")
 
 
 def rank_methods(table: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,9 @@ and a region (a boolean mask over the same features), :func:`region_scores` give
   the two parts);
 - ``peak_in_region``: whether the feature of largest ``|map|`` lies inside the region.
 
-Image maps are scored against their concept's region (``regions``: attribute -> part);
+A random map (uniform noise) is scored as the floor; for labelled images, the data's own
+difference between positive and negative images (:func:`mean_difference_maps`) as a
+reference for what the labels point at. Image maps are scored against their concept's region (``regions``: attribute -> part);
 tissue maps (one map per concept: the mean over its explained member genes) against every
 annotated region, so a table shows which region a concept's map points at.
 """
@@ -89,6 +91,33 @@ def box_masks(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return inside_y[:, :, None] & inside_x[:, None, :]
 
 
+def mean_difference_maps(blocks, positives: np.ndarray, fit_on: np.ndarray) -> np.ndarray:
+    """The data's own map of each labelled concept: ``|mean of the positives - mean of the
+    negatives|`` per pixel (channels summed) over the samples ``fit_on``, ``(K, H, W)``.
+
+    Where the pixels of positive and negative images differ, whatever the model: scored like a
+    method's maps, it shows how far the labels themselves point at a region (an open mouth
+    also moves the chin; lipstick comes with long hair). ``blocks``: ``(start, x)`` pairs
+    (:meth:`~concept_saliency.data.samples.SampleStore.iter_blocks`); ``positives``:
+    ``(K, N)`` bool.
+    """
+    positives = np.asarray(positives, dtype=bool) & np.asarray(fit_on, dtype=bool)[None, :]
+    n_pos = positives.sum(axis=1)
+    n_neg = int(np.sum(fit_on)) - n_pos
+    pos_sum = total = shape = None
+    for start, x in blocks:
+        shape = x.shape[1:]
+        flat = x.reshape(len(x), -1).astype(np.float64)
+        keep = np.asarray(fit_on[start:start + len(x)], dtype=np.float64)
+        p = positives[:, start:start + len(x)].astype(np.float64)
+        pos_sum = p @ flat if pos_sum is None else pos_sum + p @ flat
+        total = keep @ flat if total is None else total + keep @ flat
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diff = pos_sum / n_pos[:, None] - (total[None, :] - pos_sum) / n_neg[:, None]
+    diff = np.abs(diff.reshape(len(diff), *shape))
+    return diff.sum(axis=-1) if diff.ndim == 4 else diff
+
+
 def region_scores(values: np.ndarray, region: np.ndarray) -> dict[str, float]:
     """The scores of one map over features (``values``, signed) against one ``region`` (bool)."""
     values = np.asarray(values, dtype=np.float64).ravel()
@@ -137,14 +166,20 @@ def summarise(per_map: pd.DataFrame, by=("method", "concept", "region")) -> pd.D
 
 def method_localisation(table: pd.DataFrame) -> pd.DataFrame:
     """Per method, over the concepts with an own region: mean AUROC, mass ratio and peak rate
-    on that region, and (tissue) the share of concepts whose own region ranks first."""
+    on that region, and (tissue) the share of concepts whose own region ranks first.
+
+    ``localisation_auroc`` is the AUROC of the map's magnitude for images (a pixel's sign
+    follows the local contrast: an edge the concept needs gets both signs) and of the signed
+    map for tissue (a spot's sign says whether its expression raises the concept score).
+    """
     own = table[table["own"] > 0] if "own" in table else table.iloc[0:0]
     if not len(own):
         return pd.DataFrame(columns=["method"])
+    tissue = "rank" in own
     out = own.groupby("method", sort=False).agg(
-        localisation_auroc=("auroc", "mean"), mass_ratio=("mass_ratio", "mean"),
+        localisation_auroc=("auroc" if tissue else "auroc_abs", "mean"), mass_ratio=("mass_ratio", "mean"),
         peak_in_region=("peak_in_region", "mean")).reset_index()
-    if "rank" in own:
+    if tissue:
         out["own_region_first"] = own.groupby("method", sort=False)["rank"].apply(
             lambda r: float((r == 1).mean())).to_numpy()
     return out

@@ -320,6 +320,8 @@ def plot_localisation(table, title: str = "") -> Figure:
     outlined. Images (each concept against its own region): the mass ratio and the share of
     maps peaking inside, per method and concept."""
     methods = list(dict.fromkeys(table["method"]))
+    references = [m for m in ("mean_image_difference", "random") if m in methods]  # last
+    methods = [m for m in methods if m not in references] + references
     concepts = list(dict.fromkeys(table["concept"]))
     per_concept = table.groupby("concept")["region"].nunique().max()
     if per_concept > 1:

@@ -10,9 +10,9 @@ import pandas as pd
 from ..artifacts import open_h5, write_tsv
 from ..concept_vectors import read_concepts
 from ..data.grid import concept_spot_map, pixels_to_spots, read_grid
-from ..data.samples import SampleStore
+from ..data.samples import TRAIN, SampleStore
 from ..errors import UserError
-from ..localisation import box_masks, score_against_masks, score_against_regions, summarise
+from ..localisation import box_masks, mean_difference_maps, score_against_masks, score_against_regions, summarise
 from ..plotting import plot_localisation, save_figure
 from ..saliency_maps import read_maps
 
@@ -39,14 +39,18 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
         score = _mask_scorer(masks, cs.ids)
     else:
         score = _box_scorer(samples, own)
+    references = {} if grid or masks else _mean_differences(samples, cs, own)
     rng = np.random.default_rng(seed)
     rows = []
     for i, path in enumerate(maps):
         for name in cs.names:
             r = read_maps(path, name)
             scored = [(r["method"], r["maps"])]
-            if i == 0:  # the random baseline, once
+            if i == 0:  # the baselines, once
                 scored.append(("random", rng.random(r["maps"].shape)))
+                if name in references:
+                    scored.append((REFERENCE, np.broadcast_to(references[name], (len(r["indices"]),
+                                                                                 *references[name].shape))))
             for method, values in scored:
                 found = score(name, values, r["indices"])
                 if found is not None:
@@ -66,6 +70,22 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
     for _, row in summary[summary["own"] > 0].iterrows():
         log.info("%-22s %-20s %-12s AUROC %.3f  mass ratio %.2f  peak inside %.0f%%", row["method"],
                  row["concept"], row["region"], row["auroc"], row["mass_ratio"], 100 * row["peak_in_region"])
+
+
+#: The reference row of labelled images: :func:`~concept_saliency.localisation.mean_difference_maps`.
+REFERENCE = "mean_image_difference"
+
+
+def _mean_differences(samples: str, cs, own: dict) -> dict:
+    """concept -> its mean image difference (positives - negatives, training split), for the
+    attribute concepts with a region."""
+    keep = [k for k, (name, kind) in enumerate(zip(cs.names, cs.kinds)) if kind == "attribute" and name in own]
+    if not keep:
+        return {}
+    with SampleStore(samples) as store:
+        maps = mean_difference_maps(store.iter_blocks(1024), np.asarray(cs.positives)[keep],
+                                    store.split == TRAIN)
+    return {cs.names[k]: m for k, m in zip(keep, maps)}
 
 
 def _mask_scorer(masks: str, ids):
