@@ -205,3 +205,52 @@ def test_the_regions_a_config_gives_its_concepts():
               "localisation": {"regions": {"doc2g": "MCL"}}}
     assert own_regions("t", tissue) == {"doc2g": "MCL", "gcl": "GCL", "mcl": "MCL"} and localised(tissue)
     assert not localised({"type": "spatial", "source": {"st_counts": {"counts": "c.tsv"}}})
+
+
+def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_datas_own_map(tmp_path):
+    from PIL import Image
+
+    from concept_saliency.artifacts import Provenance
+    from concept_saliency.concept_vectors import Concept, write_concepts
+    from concept_saliency.data.samples import SampleStore
+    from concept_saliency.saliency_maps import maps_writer
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(6):
+        image = np.full((40, 80, 3), 40, np.uint8)
+        if i % 2:  # the positives: a bright mouth
+            image[20:40, 20:60] = 230
+        Image.fromarray(image).save(folder / f"f{i}.png")
+    (tmp_path / "labels.csv").write_text("image,Smiling\n" + "".join(f"f{i}.png,{i % 2}\n" for i in range(6)))
+    (tmp_path / "boxes.csv").write_text("image,region,x0,y0,x1,y1\n" + "".join(
+        f"f{i}.png,mouth,20,20,60,40\n" for i in range(6)))
+    samples = tmp_path / "samples.h5"
+    run_stage("prepare_images", ("samples",), images=str(folder), labels=str(tmp_path / "labels.csv"),
+              samples=str(samples), image_size=16, validation_fraction=0.0, seed=0,
+              boxes=str(tmp_path / "boxes.csv"))
+    with SampleStore(str(samples)) as store:
+        ids, positive = store.ids, store.labels[:, 0]
+    concepts = tmp_path / "concepts.h5"
+    write_concepts(concepts, [Concept("Smiling", "attribute", np.ones(3), positive)], np.zeros((6, 1)),
+                   {"Smiling": np.arange(6)}, ids)
+    Provenance("test").write(concepts, "csm.concepts")
+    mouth = np.zeros((16, 16), bool)
+    mouth[8:16, 4:12] = True  # the box scaled to 16x16: x 4-12, y 8-16
+    maps = np.where(positive[:, None, None, None], mouth[None, :, :, None], ~mouth[None, :, :, None])
+    path = tmp_path / "vanilla_gradient.h5"
+    with maps_writer(path, "vanilla_gradient", {}) as out:  # on the mouth where it smiles, off elsewhere
+        out.add("Smiling", np.arange(6), ids, np.repeat(maps.astype(float), 3, axis=-1), np.zeros(6))
+    Provenance("test").write(path, "csm.saliency")
+    table_path = tmp_path / "localisation.tsv"
+    run_stage("localise", ("table", "per_sample", "figure"), concepts=str(concepts), maps=[str(path)],
+              samples=str(samples), table=str(table_path), per_sample=str(tmp_path / "per_map.tsv"),
+              figure=str(tmp_path / "localisation.png"), regions={"Smiling": "mouth"}, seed=0)
+    table = pd.read_csv(table_path, sep="\t").set_index("method")
+    assert set(table.index) == {"vanilla_gradient", "random", "mean_image_difference"}
+    on = table.loc["vanilla_gradient"]
+    assert on["n_maps"] == 3 and on["peak_in_region"] == 1.0  # the three smiling faces only
+    assert on["mass_ratio"] == pytest.approx(4.0)  # all of the map in a quarter of the image
+    reference = table.loc["mean_image_difference"]  # the positives differ on the mouth only
+    assert reference["n_maps"] == 3 and reference["mass_ratio"] == pytest.approx(4.0, rel=0.05)
+    assert table.loc["random", "mass_ratio"] == pytest.approx(1.0, abs=0.3)

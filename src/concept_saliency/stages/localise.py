@@ -27,9 +27,11 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
 
     The regions: the demo shapes' ``masks`` (a concept's region is its own mask), the boxes of
     the sample store (``samples``: CelebA's face parts, a user's boxes; ``regions`` maps a
-    concept to its box) or the annotated spots of a tissue ``grid`` (each concept's map, the
-    mean over its explained member genes, against every region; ``regions`` names a concept's
-    own region). A random map (uniform noise) is scored too, as the baseline.
+    concept to its box; only the explained samples that show the concept are scored) or the
+    annotated spots of a tissue ``grid`` (each concept's map, the mean over its explained member
+    genes, against every region; ``regions`` names a concept's own region). A random map
+    (uniform noise) is scored too, as the baseline, and for labelled images the data's own
+    difference between positive and negative images (:data:`REFERENCE`).
     """
     cs = read_concepts(concepts)
     own = dict(regions or {})
@@ -38,7 +40,7 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
     elif masks:
         score = _mask_scorer(masks, cs.ids)
     else:
-        score = _box_scorer(samples, own)
+        score = _box_scorer(samples, own, dict(zip(cs.names, np.asarray(cs.positives, dtype=bool))))
     references = {} if grid or masks else _mean_differences(samples, cs, own)
     rng = np.random.default_rng(seed)
     rows = []
@@ -106,9 +108,10 @@ def _mask_scorer(masks: str, ids):
     return score
 
 
-def _box_scorer(samples: str, own: dict):
-    """Images with boxes in the sample store: each explained sample against its concept's box
-    (``own``: concept -> region)."""
+def _box_scorer(samples: str, own: dict, positives: dict):
+    """Images with boxes in the sample store: each explained sample that shows the concept
+    (``positives``: concept -> bool per sample) against its concept's box (``own``: concept ->
+    region). A face without the attribute has no evidence of it in its part to point at."""
     with SampleStore(samples) as store:
         if store.boxes is None:
             raise UserError(f"{samples}: holds no regions of its images to score the maps against "
@@ -123,7 +126,11 @@ def _box_scorer(samples: str, own: dict):
         if region not in box_names:
             raise UserError(f"region '{region}' (config key 'localisation.regions'): {samples} has the "
                             f"regions {', '.join(box_names)}")
-        picked = boxes[np.asarray(indices), box_names.index(region)]
+        shows = positives[concept][np.asarray(indices)]
+        if not shows.any():
+            return None
+        values, indices = values[shows], np.asarray(indices)[shows]
+        picked = boxes[indices, box_names.index(region)]
         return score_against_masks(values, box_masks(picked, shape)).assign(
             region=region, sample=indices, own=1)
 
