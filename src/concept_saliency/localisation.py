@@ -15,9 +15,10 @@ and a region (a boolean mask over the same features), :func:`region_scores` give
 
 A random map (uniform noise) is scored as the floor; for labelled images, the data's own
 difference between positive and negative images (:func:`mean_difference_maps`) as a
-reference for what the labels point at. Image maps are scored against their concept's region (``regions``: attribute -> part);
-tissue maps (one map per concept: the mean over its explained member genes) against every
-annotated region, so a table shows which region a concept's map points at.
+reference for what the labels point at. Image maps are scored against their concept's
+region (``regions``: attribute -> part); tissue maps (one map per concept: the mean over
+its explained member genes) against every annotated region, so a table shows which region a
+concept's map points at.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from ..concept_vectors import read_concepts
 from ..data.grid import concept_spot_map, pixels_to_spots, read_grid
 from ..data.samples import TRAIN, SampleStore
 from ..errors import UserError
-from ..localisation import box_masks, mean_difference_maps, score_against_masks, score_against_regions, summarise
+from ..localisation import (box_masks, mean_difference_maps, score_against_masks, score_against_regions,
+                            summarise)
 from ..plotting import plot_localisation, save_figure
 from ..saliency_maps import read_maps
 
@@ -80,14 +81,14 @@ REFERENCE = "mean_image_difference"
 
 def _mean_differences(samples: str, cs, own: dict) -> dict:
     """concept -> its mean image difference (positives - negatives, training split), for the
-    attribute concepts with a region."""
+    attribute concepts with a region and both kinds of training image."""
     keep = [k for k, (name, kind) in enumerate(zip(cs.names, cs.kinds)) if kind == "attribute" and name in own]
     if not keep:
         return {}
     with SampleStore(samples) as store:
         maps = mean_difference_maps(store.iter_blocks(1024), np.asarray(cs.positives)[keep],
                                     store.split == TRAIN)
-    return {cs.names[k]: m for k, m in zip(keep, maps)}
+    return {cs.names[k]: m for k, m in zip(keep, maps) if np.isfinite(m).all()}
 
 
 def _mask_scorer(masks: str, ids):
