@@ -86,7 +86,7 @@ def main() -> None:
 
     from concept_saliency.concept_vectors import read_concepts
     from concept_saliency.encoding import read_latents
-    from concept_saliency.data.samples import SampleStore
+    from concept_saliency.data.samples import TRAIN, VALIDATION, SampleStore
     from concept_saliency.localisation import (CELEBA_PARTS, box_masks, mean_difference_maps,
                                                score_against_masks)
     from concept_saliency.model import load_model
@@ -97,18 +97,18 @@ def main() -> None:
     cs = read_concepts(run / "concepts" / "concepts.h5")
     z = read_latents(run / "latents.h5").z
     store = SampleStore(str(args.samples or run.parent / "data" / "samples.h5"))
-    held_out = store.split == 1
+    held_out = store.split == VALIDATION
     names = [a for a in MOUTH + EYES if a in cs.names]
     vector_sets = {"mean": np.asarray(cs.vectors)}
     if "lda" in args.vectors:
         pos = np.asarray(cs.positives, dtype=bool)
-        vector_sets["lda"] = lda_vectors(z, pos, store.split == 0)
+        vector_sets["lda"] = lda_vectors(z, pos, store.split == TRAIN)
     if "reg" in args.vectors:
         order = [store.label_names.index(n) for n in cs.names]
-        vector_sets["reg"] = regression_vectors(z, store.labels[:, order], store.split == 0)
+        vector_sets["reg"] = regression_vectors(z, store.labels[:, order], store.split == TRAIN)
     # the data's own map of each attribute: the reference a map is compared with
     differences = mean_difference_maps(store.iter_blocks(1024), np.asarray(cs.positives, dtype=bool),
-                                       store.split == 0)
+                                       store.split == TRAIN)
     rows = []
     for vec_name in args.vectors.split(","):
         vectors = vector_sets[vec_name]
