@@ -92,6 +92,11 @@ def box_masks(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return inside_y[:, :, None] & inside_x[:, None, :]
 
 
+#: The name of :func:`mean_difference_maps`' row in the localisation tables (a reference, never
+#: ranked, drawn last with the random map).
+DATA_REFERENCE = "mean_image_difference"
+
+
 def mean_difference_maps(blocks, positives: np.ndarray, fit_on: np.ndarray) -> np.ndarray:
     """The data's own map of each labelled concept: ``|mean of the positives - mean of the
     negatives|`` per pixel (channels summed) over the samples ``fit_on``, ``(K, H, W)``.
@@ -171,7 +176,8 @@ def method_localisation(table: pd.DataFrame) -> pd.DataFrame:
 
     ``localisation_auroc`` is the AUROC of the map's magnitude for images (a pixel's sign
     follows the local contrast: an edge the concept needs gets both signs) and of the signed
-    map for tissue (a spot's sign says whether its expression raises the concept score).
+    map for tissue (a spot's sign says whether its expression raises the concept score); tissue
+    tables are those with a ``rank`` of the regions (:func:`score_against_regions`).
     """
     own = table[table["own"] > 0] if "own" in table else table.iloc[0:0]
     if not len(own):

@@ -314,14 +314,14 @@ def _heatmap(ax, values: np.ndarray, rows, cols, vmin, vmax, cmap, fmt="{:.2f}",
     ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
 
 
-def plot_localisation(table, title: str = "") -> Figure:
+def plot_localisation(table, title: str = "", last: tuple = ()) -> Figure:
     """Where the maps point (the localise stage's table). Tissue (every concept against every
     region): per method, the AUROC of each concept's map for each region, its own region
     outlined. Images (each concept against its own region): the mass ratio and the share of
-    maps peaking inside, per method and concept."""
+    maps peaking inside, per method and concept. The methods in ``last`` (the references) come
+    last."""
     methods = list(dict.fromkeys(table["method"]))
-    references = [m for m in ("mean_image_difference", "random") if m in methods]  # last
-    methods = [m for m in methods if m not in references] + references
+    methods = [m for m in methods if m not in last] + [m for m in last if m in methods]
     concepts = list(dict.fromkeys(table["concept"]))
     per_concept = table.groupby("concept")["region"].nunique().max()
     if per_concept > 1:

@@ -12,8 +12,8 @@ from ..concept_vectors import read_concepts
 from ..data.grid import concept_spot_map, pixels_to_spots, read_grid
 from ..data.samples import TRAIN, SampleStore
 from ..errors import UserError
-from ..localisation import (box_masks, mean_difference_maps, score_against_masks, score_against_regions,
-                            summarise)
+from ..localisation import (DATA_REFERENCE, box_masks, mean_difference_maps, score_against_masks,
+                            score_against_regions, summarise)
 from ..plotting import plot_localisation, save_figure
 from ..saliency_maps import read_maps
 
@@ -32,7 +32,7 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
     annotated spots of a tissue ``grid`` (each concept's map, the mean over its explained member
     genes, against every region; ``regions`` names a concept's own region). A random map
     (uniform noise) is scored too, as the baseline, and for labelled images the data's own
-    difference between positive and negative images (:data:`REFERENCE`).
+    difference between positive and negative images (``mean_image_difference``).
     """
     cs = read_concepts(concepts)
     own = dict(regions or {})
@@ -52,7 +52,7 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
             if i == 0:  # the baselines, once
                 scored.append(("random", rng.random(r["maps"].shape)))
                 if name in references:
-                    scored.append((REFERENCE, np.broadcast_to(references[name], (len(r["indices"]),
+                    scored.append((DATA_REFERENCE, np.broadcast_to(references[name], (len(r["indices"]),
                                                                                  *references[name].shape))))
             for method, values in scored:
                 found = score(name, values, r["indices"])
@@ -68,15 +68,12 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
     summary = summarise(detail)
     write_tsv(summary, table)
     write_tsv(detail, per_sample)
-    save_figure(plot_localisation(summary, title="where the maps point: scores against known regions"),
+    save_figure(plot_localisation(summary, title="where the maps point: scores against known regions",
+                                 last=(DATA_REFERENCE, "random")),
                 figure)
     for _, row in summary[summary["own"] > 0].iterrows():
         log.info("%-22s %-20s %-12s AUROC %.3f  mass ratio %.2f  peak inside %.0f%%", row["method"],
                  row["concept"], row["region"], row["auroc"], row["mass_ratio"], 100 * row["peak_in_region"])
-
-
-#: The reference row of labelled images: :func:`~concept_saliency.localisation.mean_difference_maps`.
-REFERENCE = "mean_image_difference"
 
 
 def _mean_differences(samples: str, cs, own: dict) -> dict:
