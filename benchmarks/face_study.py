@@ -79,7 +79,8 @@ def main() -> None:
     ap.add_argument("--samples", help="samples.h5 (default: ../data/samples.h5 beside the run)")
     ap.add_argument("--n", type=int, default=16, help="held-out positives per attribute (top by score)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated keys of METHODS")
-    ap.add_argument("--vectors", default="mean", help="comma-separated: mean, lda, reg")
+    ap.add_argument("--vectors", default="mean",
+                    help="comma-separated: mean, lda, reg; lda@R sets the shrinkage R (default 1e-3)")
     ap.add_argument("--smooth", type=float, default=0.0, help="also score maps blurred with this sigma (px)")
     ap.add_argument("--out", help="write the table here (TSV)")
     args = ap.parse_args()
@@ -100,9 +101,10 @@ def main() -> None:
     held_out = store.split == VALIDATION
     names = [a for a in MOUTH + EYES if a in cs.names]
     vector_sets = {"mean": np.asarray(cs.vectors)}
-    if "lda" in args.vectors:
-        pos = np.asarray(cs.positives, dtype=bool)
-        vector_sets["lda"] = lda_vectors(z, pos, store.split == TRAIN)
+    for key in args.vectors.split(","):
+        if key.startswith("lda"):
+            ridge = float(key.partition("@")[2] or 1e-3)
+            vector_sets[key] = lda_vectors(z, np.asarray(cs.positives, dtype=bool), store.split == TRAIN, ridge)
     if "reg" in args.vectors:
         order = [store.label_names.index(n) for n in cs.names]
         vector_sets["reg"] = regression_vectors(z, store.labels[:, order], store.split == TRAIN)

@@ -26,6 +26,60 @@ def test_attribute_vector_subsamples_and_refuses_too_few():
     assert vector.shape == (4,)
 
 
+def planted_nuisance(n: int, rng: np.random.Generator):
+    """Latents where dimension 0 carries the attribute with little within-class spread and
+    dimension 1 differs more between the classes on average but varies far more within them
+    (a nuisance such as pose that goes with the attribute)."""
+    positive = rng.random(n) < 0.5
+    z = np.c_[positive * 1.0 + rng.normal(0, 0.3, n), positive * 2.0 + rng.normal(0, 4.0, n),
+              rng.normal(0, 1.0, (n, 2))]
+    return z, positive
+
+
+def test_discriminant_is_whitened_difference_and_shrinks_to_the_mean_difference():
+    z, positive = planted_nuisance(400, np.random.default_rng(3))
+    a, b = z[positive], z[~positive]
+    d = a.mean(0) - b.mean(0)
+    pooled = (np.cov(a, rowvar=False) * (len(a) - 1) + np.cov(b, rowvar=False) * (len(b) - 1)) / (len(z) - 2)
+    lda = np.linalg.solve(pooled, d)  # textbook LDA, computed independently
+    w = C.discriminant_direction(a, b, shrinkage=0.0)
+    np.testing.assert_allclose(w, lda * np.linalg.norm(d) / np.linalg.norm(lda), rtol=1e-9)
+    half = C.discriminant_direction(a, b, shrinkage=0.5)
+    target = 0.5 * pooled + 0.5 * np.trace(pooled) / 4 * np.eye(4)
+    expected = np.linalg.solve(target, d)
+    np.testing.assert_allclose(half, expected * np.linalg.norm(d) / np.linalg.norm(expected), rtol=1e-9)
+    np.testing.assert_allclose(C.discriminant_direction(a, b, shrinkage=1.0), d, rtol=1e-9)
+    vector, info = C.attribute_vector(z, positive, direction="discriminant", shrinkage=1.0)
+    np.testing.assert_allclose(vector, C.attribute_vector(z, positive)[0], rtol=1e-5)
+    assert info == {"n_positive": int(positive.sum()), "n_negative": int((~positive).sum())}
+
+
+def test_discriminant_separates_held_out_samples_better_when_a_nuisance_goes_with_the_concept():
+    rng = np.random.default_rng(4)
+    z, positive = planted_nuisance(600, rng)
+    test_z, test_positive = planted_nuisance(600, rng)
+    mean_vec, _ = C.attribute_vector(z, positive)
+    half_vec, _ = C.attribute_vector(z, positive, direction="discriminant")  # shrinkage 0.5
+    lda_vec, _ = C.attribute_vector(z, positive, direction="discriminant", shrinkage=0.0)
+    auroc_mean, auroc_half, auroc_lda = (C.auroc(test_z @ v, test_positive) for v in (mean_vec, half_vec, lda_vec))
+    assert auroc_mean < 0.7 < auroc_half < 0.8 < 0.95 < auroc_lda
+    # the mean difference points mostly along the nuisance, the discriminant along the concept
+    assert abs(mean_vec[1]) > 2 * abs(mean_vec[0])
+    assert abs(half_vec[0]) > 2 * abs(half_vec[1]) and abs(lda_vec[0]) > 50 * abs(lda_vec[1])
+    for v in (half_vec, lda_vec):
+        assert np.isclose(np.linalg.norm(v), np.linalg.norm(mean_vec), rtol=1e-5)
+
+
+def test_discriminant_refuses_bad_options():
+    z = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(ConfigError, match="'direction' must be one of mean_difference, discriminant"):
+        C.attribute_vector(z, np.array([1, 1, 0, 0], bool), direction="lda")
+    with pytest.raises(ConfigError, match="'shrinkage' must lie in \\[0, 1\\], got 2"):
+        C.discriminant_direction(z[:2], z[2:], shrinkage=2)
+    with pytest.raises(ConfigError, match="needs at least 3 samples.*1 with and 1 without"):
+        C.discriminant_direction(z[:1], z[1:2])
+
+
 def test_auroc_matches_pairwise_definition_with_ties():
     rng = np.random.default_rng(1)
     scores = rng.integers(0, 5, size=60).astype(float)  # many ties

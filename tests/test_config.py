@@ -43,6 +43,10 @@ def test_the_demo_config_is_valid_and_gets_defaults():
     (lambda c: c["saliency"]["methods"]["integrated_gradients"].update(steps=-1),
      "saliency.methods.integrated_gradients.steps", "less than the minimum of 2"),
     (lambda c: c.update(backend="torch"), "backend", "'torch' is not one of"),
+    (lambda c: c["datasets"]["shapes"]["concepts"].update(direction="lda"),
+     "datasets.shapes.concepts.direction", "'lda' is not one of"),
+    (lambda c: c["datasets"]["shapes"]["concepts"].update(shrinkage=1.5),
+     "datasets.shapes.concepts.shrinkage", "greater than the maximum of 1"),
     (lambda c: c["datasets"]["shapes"]["source"].update(image_folder={"images": "x", "labels": "y"}),
      "datasets.shapes.source", "has too many properties"),
 ])

@@ -45,7 +45,9 @@ def concepts(*, latents: str, samples: str, concepts: str, separation: str, grou
     if spec.get("attributes"):
         found += C.attribute_concepts(z, labels, label_names, spec["attributes"], fit_on,
                                       spec.get("num_samples"), bool(spec.get("allow_fewer", False)),
-                                      seed, where=samples)
+                                      seed, where=samples,
+                                      direction=spec.get("direction", "mean_difference"),
+                                      shrinkage=float(spec.get("shrinkage", 0.5)))
     adata = read_anndata(anndata) if anndata else None
     group_concepts, group_rows = C.gene_concepts(spec, z, genes, adata,
                                                  normalisation_note(adata) if adata is not None else "")
