@@ -80,7 +80,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16, help="held-out positives per attribute (top by score)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated keys of METHODS")
     ap.add_argument("--vectors", default="mean",
-                    help="comma-separated: mean, lda, reg; lda@R sets the shrinkage R (default 1e-3)")
+                    help="comma-separated: mean, lda, reg; lda@R sets the ridge R (default 1e-3); "
+                         "disc@A@N: the library's direction discriminant, shrinkage A, num_samples N (or all)")
     ap.add_argument("--smooth", type=float, default=0.0, help="also score maps blurred with this sigma (px)")
     ap.add_argument("--out", help="write the table here (TSV)")
     args = ap.parse_args()
@@ -102,6 +103,15 @@ def main() -> None:
     names = [a for a in MOUTH + EYES if a in cs.names]
     vector_sets = {"mean": np.asarray(cs.vectors)}
     for key in args.vectors.split(","):
+        if key.startswith("disc"):  # disc@<shrinkage>@<num_samples|all>: the library's discriminant
+            _, shrink, num = key.split("@")
+            from concept_saliency.concept_vectors import attribute_concepts
+
+            order = [store.label_names.index(n) for n in cs.names]
+            found = attribute_concepts(z, store.labels[:, order], cs.names, cs.names, store.split == TRAIN,
+                                       None if num == "all" else int(num), allow_fewer=True,
+                                       direction="discriminant", shrinkage=float(shrink))
+            vector_sets[key] = np.stack([c.vector for c in found])
         if key.startswith("lda"):
             ridge = float(key.partition("@")[2] or 1e-3)
             vector_sets[key] = lda_vectors(z, np.asarray(cs.positives, dtype=bool), store.split == TRAIN, ridge)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -48,7 +49,7 @@ def config_for(url: str, results: str = "results", checksums: dict | None = None
             "image_size": 32,
             "validation_fraction": 0.2,
             "models": {"small": {"preset": "celeba-32", "epochs": 2, "batch_size": 8}},
-            "concepts": {"attributes": ATTRIBUTES, "num_samples": 50},
+            "concepts": {"attributes": ATTRIBUTES, "num_samples": 50, "direction": "discriminant"},
             "explain": {"top_k": 3, "summary_rank": 3, "ids": ["000001"]},
         }},
     }
@@ -95,8 +96,9 @@ def test_the_reduced_run_makes_every_artifact_and_separates_blond_hair(run):
     import h5py
     import pandas as pd
 
-    from concept_saliency.concept_vectors import read_concepts
+    from concept_saliency.concept_vectors import attribute_concepts, held_out_samples, read_concepts
     from concept_saliency.data.samples import SampleStore
+    from concept_saliency.encoding import read_latents
 
     work, _ = run
     res = work / "results/faces"
@@ -117,6 +119,20 @@ def test_the_reduced_run_makes_every_artifact_and_separates_blond_hair(run):
     assert table.loc["Blond_Hair", "auroc"] > 0.7, table
     assert (table["fit_n_positive"] == 50).all()
     cs = read_concepts(res / "small/concepts/concepts.h5")
+    # the config's direction reaches the library: the same draw of 50 + 50 training latents,
+    # whitened by their within-class covariance (shrinkage 0.5 by default), not the plain difference
+    lat = read_latents(res / "small/latents.h5")
+    with SampleStore(str(res / "data/samples.h5")) as store:
+        order = [store.label_names.index(n) for n in ATTRIBUTES]
+        labels = store.labels[:, order]
+    fit_on = ~held_out_samples(lat.split)
+
+    def vectors(**direction):
+        return np.stack([c.vector for c in attribute_concepts(lat.z, labels, ATTRIBUTES, ATTRIBUTES,
+                                                             fit_on, 50, seed=0, **direction)])
+
+    np.testing.assert_allclose(cs.vectors, vectors(direction="discriminant", shrinkage=0.5), rtol=1e-5)
+    assert not np.allclose(cs.vectors, vectors(), rtol=1e-2)
     for k, name in enumerate(ATTRIBUTES):
         chosen = cs.explain[name]
         assert len(chosen) == 4 and cs.ids[chosen[-1]] == "000001"  # top 3, then the config's id
