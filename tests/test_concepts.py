@@ -125,6 +125,23 @@ def test_group_vector_and_top_selection():
     assert list(C.select_top(scores, np.array([True, False, True, True]), 2)) == [3, 2]
 
 
+def test_discriminant_applies_to_contrastive_gene_concepts_only():
+    from concept_saliency.genes import GeneIndex
+
+    z, member = planted_nuisance(300, np.random.default_rng(5))
+    genes = GeneIndex([f"Gene{k}" for k in range(len(z))])
+    names = [f"Gene{k}" for k in np.nonzero(member)[0]]
+    spec = {"gene_sets": {"contrast": {"genes": names, "subtract_rest": True}, "plain": names},
+            "direction": "discriminant", "shrinkage": 0.25}
+    found, _ = C.gene_concepts(spec, z, genes)
+    by_name = {c.name: c.vector for c in found}
+    np.testing.assert_allclose(by_name["contrast"], C.discriminant_direction(z[member], z[~member], 0.25),
+                               rtol=1e-5)
+    np.testing.assert_allclose(by_name["plain"], z[member].mean(0), rtol=1e-5)  # no second group
+    found, _ = C.gene_concepts({**spec, "direction": "mean_difference"}, z, genes)
+    np.testing.assert_allclose(found[0].vector, z[member].mean(0) - z[~member].mean(0), rtol=1e-5)
+
+
 def test_concepts_artifact_round_trip(tmp_path):
     cs = [C.Concept("a", "attribute", np.ones(3, np.float32), np.array([1, 0], bool)),
           C.Concept("b", "gene_set", np.zeros(3, np.float32), np.array([0, 1], bool))]

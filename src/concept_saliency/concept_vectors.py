@@ -6,7 +6,9 @@
   discriminant``, :func:`discriminant_direction`);
 - group concepts (genes): the mean latent of a group of samples, e.g. the genes
   whose latent vectors correlate most with a seed gene, a user's gene set, or
-  the marker genes of an annotated tissue region (:func:`gene_concepts`).
+  the marker genes of an annotated tissue region (:func:`gene_concepts`); with
+  ``subtract_rest`` minus the mean of the other genes (or, with ``direction:
+  discriminant``, that difference whitened as for attributes).
 
 The score of a sample ``x`` for concept ``c`` is ``s(x) = c . z(x)``;
 :func:`separation` says how well each concept's scores separate its positives
@@ -141,11 +143,15 @@ def concept_from_group(z: np.ndarray, members, subtract_rest: bool = False) -> n
     return group_vector(np.asarray(z), members, subtract_rest)
 
 
-def group_vector(z: np.ndarray, members: np.ndarray, subtract_rest: bool = False) -> np.ndarray:
-    """Mean latent of the group (minus the mean of all other samples if asked)."""
+def group_vector(z: np.ndarray, members: np.ndarray, subtract_rest: bool = False,
+                 direction: str = "mean_difference", shrinkage: float = 0.5) -> np.ndarray:
+    """Mean latent of the group (minus the mean of all other samples if asked; with
+    ``direction="discriminant"`` that difference whitened as :func:`discriminant_direction`)."""
     members = np.asarray(members, dtype=bool)
     if not members.any():
         raise ConfigError("a group concept has no members")
+    if subtract_rest and (~members).any() and direction == "discriminant":
+        return discriminant_direction(z[members], z[~members], shrinkage).astype(np.float32)
     vector = z[members].mean(axis=0)
     if subtract_rest and (~members).any():
         vector = vector - z[~members].mean(axis=0)
@@ -241,6 +247,7 @@ def gene_concepts(spec: dict, z: np.ndarray, genes: GeneIndex, adata=None,
     nan = float("nan")
     concepts: list[Concept] = []
     rows: list[dict] = []
+    direction = (spec.get("direction", "mean_difference"), float(spec.get("shrinkage", 0.5)))
 
     def row(name, kind, rank, gene, r=nan, p=nan, score=nan, lfc=nan, p_adj=nan):
         return {"concept": name, "kind": kind, "rank": rank, "gene": gene, "r": r, "p": p,
@@ -276,7 +283,7 @@ def gene_concepts(spec: dict, z: np.ndarray, genes: GeneIndex, adata=None,
         idx = genes.find(item["genes"], f"concept '{name}'")
         members = membership(idx, name, f"concepts.gene_sets.{name}")
         subtract = bool(item.get("subtract_rest", spec.get("subtract_rest", False)))
-        concepts.append(Concept(name, "gene_set", group_vector(z, members, subtract), members,
+        concepts.append(Concept(name, "gene_set", group_vector(z, members, subtract, *direction), members,
                                 {"genes": [genes.genes[i] for i in idx], "subtract_rest": subtract,
                                  "n_genes": len(idx)}))
         rows += [row(name, "gene_set", k + 1, genes.genes[i]) for k, i in enumerate(idx)]
@@ -298,7 +305,7 @@ def gene_concepts(spec: dict, z: np.ndarray, genes: GeneIndex, adata=None,
                         "than %s %d; the concept is those %d genes", name, len(idx), item["region"],
                         n_key, n, len(idx))
         subtract = bool(item.get("subtract_rest", spec.get("subtract_rest", False)))
-        concepts.append(Concept(name, "region", group_vector(z, members, subtract), members,
+        concepts.append(Concept(name, "region", group_vector(z, members, subtract, *direction), members,
                                 {"region": str(item["region"]), "key": key, "n_markers": n,
                                  "n_genes": len(idx)}))
         rows += [row(name, "region", k + 1, genes.genes[i], p=t.p, score=t.score,
