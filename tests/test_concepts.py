@@ -76,8 +76,11 @@ def test_discriminant_refuses_bad_options():
         C.attribute_vector(z, np.array([1, 1, 0, 0], bool), direction="lda")
     with pytest.raises(ConfigError, match="'shrinkage' must lie in \\[0, 1\\], got 2"):
         C.discriminant_direction(z[:2], z[2:], shrinkage=2)
-    with pytest.raises(ConfigError, match="needs at least 3 samples.*1 with and 1 without"):
-        C.discriminant_direction(z[:1], z[1:2])
+    with pytest.raises(ConfigError, match="concept 'Bald': direction 'discriminant' needs at least 3 "
+                                          "samples.*1 with and 1 without"):
+        C.attribute_vector(z[:2], np.array([1, 0], bool), name="Bald", direction="discriminant")
+    with pytest.raises(ConfigError, match="'direction' must be one of"):
+        C.concept_from_group(z, [0, 1], subtract_rest=True, direction="fisher")
 
 
 def test_auroc_matches_pairwise_definition_with_ties():

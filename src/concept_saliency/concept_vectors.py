@@ -47,7 +47,8 @@ class Concept:
 DIRECTIONS = ("mean_difference", "discriminant")
 
 
-def discriminant_direction(z_pos: np.ndarray, z_neg: np.ndarray, shrinkage: float = 0.5) -> np.ndarray:
+def discriminant_direction(z_pos: np.ndarray, z_neg: np.ndarray, shrinkage: float = 0.5,
+                           name: str = "") -> np.ndarray:
     """Fisher's discriminant direction of two groups of latents, with shrinkage.
 
     The mean difference ``d`` whitened by the pooled within-class covariance ``S`` shrunk
@@ -55,7 +56,7 @@ def discriminant_direction(z_pos: np.ndarray, z_neg: np.ndarray, shrinkage: floa
     ``shrinkage`` in [0, 1], rescaled to the length of ``d`` so that scores keep the mean
     difference's scale. ``a = 1`` gives ``d`` itself; ``a = 0`` is plain linear discriminant
     analysis. Latent directions in which the groups vary a lot within themselves (other
-    attributes, pose, lighting) weigh less than in ``d``.
+    attributes, pose, lighting) weigh less than in ``d``. ``name``: the concept, for messages.
     """
     if not 0.0 <= shrinkage <= 1.0:
         raise ConfigError(f"concepts: 'shrinkage' must lie in [0, 1], got {shrinkage}")
@@ -63,8 +64,9 @@ def discriminant_direction(z_pos: np.ndarray, z_neg: np.ndarray, shrinkage: floa
     d = z_pos.mean(axis=0) - z_neg.mean(axis=0)
     dof = len(z_pos) + len(z_neg) - 2
     if dof < 1:
-        raise ConfigError("concepts: direction 'discriminant' needs at least 3 samples in all "
-                          f"(found {len(z_pos)} with and {len(z_neg)} without the attribute)")
+        raise ConfigError(f"concept '{name}': direction 'discriminant' needs at least 3 samples in "
+                          f"all (found {len(z_pos)} with and {len(z_neg)} without the concept); "
+                          f"use direction 'mean_difference'")
     centred = np.concatenate([z_pos - z_pos.mean(axis=0), z_neg - z_neg.mean(axis=0)])
     within = centred.T @ centred / dof
     scale = np.trace(within) / len(d)
@@ -74,6 +76,11 @@ def discriminant_direction(z_pos: np.ndarray, z_neg: np.ndarray, shrinkage: floa
     return w * (np.linalg.norm(d) / np.linalg.norm(w))
 
 
+def check_direction(direction: str) -> None:
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"concepts: 'direction' must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+
+
 def attribute_vector(z: np.ndarray, positive: np.ndarray, num_samples: int | None = None,
                      rng: np.random.Generator | None = None, name: str = "",
                      allow_fewer: bool = False, direction: str = "mean_difference",
@@ -81,8 +88,7 @@ def attribute_vector(z: np.ndarray, positive: np.ndarray, num_samples: int | Non
     """Mean latent of ``num_samples`` positives minus ``num_samples`` negatives (all if None);
     with ``direction="discriminant"`` that difference whitened by the same samples'
     within-class covariance (:func:`discriminant_direction`)."""
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"concepts: 'direction' must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    check_direction(direction)
     positive = np.asarray(positive, dtype=bool)
     pos, neg = np.nonzero(positive)[0], np.nonzero(~positive)[0]
     if len(pos) == 0 or len(neg) == 0:
@@ -107,7 +113,7 @@ def attribute_vector(z: np.ndarray, positive: np.ndarray, num_samples: int | Non
         if len(neg) > num_samples:
             neg = rng.choice(neg, num_samples, replace=False)
     if direction == "discriminant":
-        vector = discriminant_direction(z[pos], z[neg], shrinkage)
+        vector = discriminant_direction(z[pos], z[neg], shrinkage, name)
     else:
         vector = z[pos].mean(axis=0) - z[neg].mean(axis=0)
     return vector.astype(np.float32), {"n_positive": len(pos), "n_negative": len(neg)}
@@ -132,21 +138,24 @@ def concept_from_labels(z: np.ndarray, labels, num_samples: int | None = None, s
     return vector
 
 
-def concept_from_group(z: np.ndarray, members, subtract_rest: bool = False) -> np.ndarray:
+def concept_from_group(z: np.ndarray, members, subtract_rest: bool = False,
+                       direction: str = "mean_difference", shrinkage: float = 0.5) -> np.ndarray:
     """The concept vector of a group of samples: their mean latent (minus the mean of all the
-    others with ``subtract_rest``). ``members``: a boolean mask or indices of samples."""
+    others with ``subtract_rest``; whitened as :func:`discriminant_direction` with that and
+    ``direction="discriminant"``). ``members``: a boolean mask or indices of samples."""
     members = np.asarray(members)
     if members.dtype != bool:
         mask = np.zeros(len(z), dtype=bool)
         mask[members.astype(np.int64)] = True
         members = mask
-    return group_vector(np.asarray(z), members, subtract_rest)
+    return group_vector(np.asarray(z), members, subtract_rest, direction, shrinkage)
 
 
 def group_vector(z: np.ndarray, members: np.ndarray, subtract_rest: bool = False,
                  direction: str = "mean_difference", shrinkage: float = 0.5) -> np.ndarray:
     """Mean latent of the group (minus the mean of all other samples if asked; with
     ``direction="discriminant"`` that difference whitened as :func:`discriminant_direction`)."""
+    check_direction(direction)
     members = np.asarray(members, dtype=bool)
     if not members.any():
         raise ConfigError("a group concept has no members")
