@@ -89,8 +89,8 @@ def main() -> None:
     from concept_saliency.concept_vectors import read_concepts
     from concept_saliency.encoding import read_latents
     from concept_saliency.data.samples import TRAIN, VALIDATION, SampleStore
-    from concept_saliency.localisation import (CELEBA_PARTS, box_masks, mean_difference_maps,
-                                               score_against_masks)
+    from concept_saliency.face_parts import CELEBA_PARTS
+    from concept_saliency.localisation import box_masks, mean_difference_maps, score_against_masks
     from concept_saliency.model import load_model
     from concept_saliency.saliency import attribute
 

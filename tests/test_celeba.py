@@ -390,3 +390,14 @@ def test_shipped_celeba_configs_are_valid():
                 "list_eval_partition.txt": "md5:d32c9cbf5e040fd4025c592c306e6668"}
     got = {f["name"]: f["checksum"] for f in paper["source"]["celeba"]["download"].values()}
     assert got == official
+
+
+def test_the_crop_stage_does_not_depend_on_scoring_or_concept_code():
+    """Rules list the modules their stage imports; the crop (and so training after it) must not
+    rerun when concept vectors, saliency or the scoring of maps change."""
+    from concept_saliency.code_closure import stage_code
+
+    files = {Path(p).relative_to(Path(C.__file__).parents[1]).as_posix() for p in stage_code("crop_pack")}
+    assert {"data/celeba.py", "face_parts.py"} <= files
+    assert not files & {"concept_vectors.py", "evaluation.py", "localisation.py", "saliency.py",
+                        "saliency_maps.py", "model.py"}, sorted(files)

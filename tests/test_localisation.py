@@ -7,11 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from concept_saliency.face_parts import CELEBA_PARTS, FACE_PARTS, face_part_boxes
 from concept_saliency.localisation import (
-    CELEBA_PARTS,
-    FACE_PARTS,
     box_masks,
-    face_part_boxes,
     mean_difference_maps,
     region_scores,
     score_against_regions,

@@ -118,7 +118,7 @@ def own_regions(name: str, dataset: dict, names: list[str] | None = None) -> dic
     shapes, boxes named as attributes); ``localisation.regions`` overrides them. ``names``: the
     dataset's concepts where already known (else :func:`concept_names`, which may read a label
     table). ``ConfigError`` for a region given to a concept that does not exist."""
-    from .localisation import CELEBA_PARTS
+    from .face_parts import CELEBA_PARTS
 
     kind = next(iter(dataset["source"]))
     spec = dataset.get("concepts") or {}

@@ -33,7 +33,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import InputDataError
-from ..localisation import FACE_PARTS, face_part_boxes
+from ..face_parts import FACE_PARTS, face_part_boxes
 from ..sources import CELEBA_ATTRIBUTES as ATTRIBUTES  # noqa: F401 (the 40, in the table's order)
 
 log = logging.getLogger(__name__)
