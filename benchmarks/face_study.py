@@ -4,9 +4,12 @@ Not a test: it measures, for the mouth and eye attributes of a trained celeba-sm
 mass ratio and the peak-in-part rate (:mod:`concept_saliency.localisation`) of every method
 in ``--methods`` on the ``--n`` highest-scoring held-out positives of each attribute (the
 samples the workflow explains), with the concept vector as the workflow makes it
-(``mean``: positives minus negatives), with ``--vectors lda`` the same difference whitened
-by the pooled within-class covariance of the latents, with ``--vectors reg`` the attribute's
-coefficient in a linear fit of the latents on all attributes. The data's own map of each
+(``mean``: positives minus negatives), with ``--vectors disc@A@N`` the library's
+``direction: discriminant`` (the difference whitened by the latents' within-class covariance,
+shrinkage A, over N positives and N negatives of the training split or ``all``; ``lda@R`` is
+the same over all of them with a ridge R, i.e. shrinkage R / (1 + R); ``lda`` is ``lda@1e-3``),
+with ``--vectors reg`` the attribute's coefficient in a linear fit of the latents on all
+attributes. The data's own map of each
 attribute (``mean_image_difference``: mean positive minus mean negative training image) is
 scored alongside, as the reference.
 
@@ -50,21 +53,6 @@ METHODS = {
 }
 
 
-def lda_vectors(z: np.ndarray, positives: np.ndarray, fit_on: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
-    """Per concept, the mean difference whitened by the pooled within-class covariance."""
-    out = []
-    zf = z[fit_on]
-    for pos in positives:
-        p = pos[fit_on]
-        a, b = zf[p], zf[~p]
-        diff = a.mean(0) - b.mean(0)
-        cov = (np.cov(a, rowvar=False) * (len(a) - 1) + np.cov(b, rowvar=False) * (len(b) - 1)) / (len(zf) - 2)
-        cov += ridge * np.trace(cov) / len(cov) * np.eye(len(cov))
-        w = np.linalg.solve(cov, diff)
-        out.append(w * (np.linalg.norm(diff) / np.linalg.norm(w)))
-    return np.asarray(out)
-
-
 def regression_vectors(z: np.ndarray, labels: np.ndarray, fit_on: np.ndarray) -> np.ndarray:
     """Per attribute, its coefficient in a least-squares fit of the latents on every attribute
     (with an intercept): the mean difference with the other attributes held fixed."""
@@ -80,13 +68,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16, help="held-out positives per attribute (top by score)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated keys of METHODS")
     ap.add_argument("--vectors", default="mean",
-                    help="comma-separated: mean, lda, reg; lda@R sets the ridge R (default 1e-3); "
-                         "disc@A@N: the library's direction discriminant, shrinkage A, num_samples N (or all)")
+                    help="comma-separated: mean, disc@A@N (the library's discriminant, shrinkage A, "
+                         "num_samples N or all), lda@R (all samples, ridge R: shrinkage R/(1+R)), reg")
     ap.add_argument("--smooth", type=float, default=0.0, help="also score maps blurred with this sigma (px)")
     ap.add_argument("--out", help="write the table here (TSV)")
     args = ap.parse_args()
 
-    from concept_saliency.concept_vectors import read_concepts
+    from concept_saliency.concept_vectors import attribute_concepts, read_concepts
     from concept_saliency.encoding import read_latents
     from concept_saliency.data.samples import TRAIN, VALIDATION, SampleStore
     from concept_saliency.face_parts import CELEBA_PARTS
@@ -102,25 +90,22 @@ def main() -> None:
     held_out = store.split == VALIDATION
     names = [a for a in MOUTH + EYES if a in cs.names]
     vector_sets = {"mean": np.asarray(cs.vectors)}
+    labels, fit_on = store.labels[:, [store.label_names.index(n) for n in cs.names]], store.split == TRAIN
     for key in args.vectors.split(","):
-        if key.startswith("disc"):  # disc@<shrinkage>@<num_samples|all>: the library's discriminant
-            _, shrink, num = key.split("@")
-            from concept_saliency.concept_vectors import attribute_concepts
-
-            order = [store.label_names.index(n) for n in cs.names]
-            found = attribute_concepts(z, store.labels[:, order], cs.names, cs.names, store.split == TRAIN,
-                                       None if num == "all" else int(num), allow_fewer=True,
-                                       direction="discriminant", shrinkage=float(shrink))
+        if key.startswith(("disc", "lda")):
+            if key.startswith("disc"):  # disc@<shrinkage>@<num_samples|all>
+                _, shrink, num = key.split("@")
+                shrinkage, num_samples = float(shrink), None if num == "all" else int(num)
+            else:  # lda[@<ridge>]: all samples, ridge R = shrinkage R / (1 + R)
+                ridge = float(key.partition("@")[2] or 1e-3)
+                shrinkage, num_samples = ridge / (1 + ridge), None
+            found = attribute_concepts(z, labels, cs.names, cs.names, fit_on, num_samples, allow_fewer=True,
+                                       direction="discriminant", shrinkage=shrinkage)
             vector_sets[key] = np.stack([c.vector for c in found])
-        if key.startswith("lda"):
-            ridge = float(key.partition("@")[2] or 1e-3)
-            vector_sets[key] = lda_vectors(z, np.asarray(cs.positives, dtype=bool), store.split == TRAIN, ridge)
     if "reg" in args.vectors:
-        order = [store.label_names.index(n) for n in cs.names]
-        vector_sets["reg"] = regression_vectors(z, store.labels[:, order], store.split == TRAIN)
+        vector_sets["reg"] = regression_vectors(z, labels, fit_on)
     # the data's own map of each attribute: the reference a map is compared with
-    differences = mean_difference_maps(store.iter_blocks(1024), np.asarray(cs.positives, dtype=bool),
-                                       store.split == TRAIN)
+    differences = mean_difference_maps(store.iter_blocks(1024), np.asarray(cs.positives, dtype=bool), fit_on)
     rows = []
     for vec_name in args.vectors.split(","):
         vectors = vector_sets[vec_name]

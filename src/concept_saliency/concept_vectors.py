@@ -77,6 +77,7 @@ def discriminant_direction(z_pos: np.ndarray, z_neg: np.ndarray, shrinkage: floa
 
 
 def check_direction(direction: str) -> None:
+    """Refuse a ``direction`` that is not one of :data:`DIRECTIONS`, in one message."""
     if direction not in DIRECTIONS:
         raise ConfigError(f"concepts: 'direction' must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
 

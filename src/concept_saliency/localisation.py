@@ -1,8 +1,8 @@
 """Do the maps point where the concept is? Scoring concept saliency maps against known regions.
 
 The regions come from the data: the demo's shape masks, face parts from CelebA's
-landmarks (:func:`concept_saliency.face_parts.face_part_boxes`), boxes given with a user's images, or the annotated
-regions of a tissue's spots. For a map over features (pixels, channels summed; or spots)
+landmarks (:func:`concept_saliency.face_parts.face_part_boxes`), boxes given with a user's
+images, or the annotated regions of a tissue's spots. For a map over features (pixels, channels summed; or spots)
 and a region (a boolean mask over the same features), :func:`region_scores` gives
 
 - ``auroc``: how well the signed map separates the region's features from the others
