@@ -49,7 +49,8 @@ def config_for(url: str, results: str = "results", checksums: dict | None = None
             "image_size": 32,
             "validation_fraction": 0.2,
             "models": {"small": {"preset": "celeba-32", "epochs": 2, "batch_size": 8}},
-            "concepts": {"attributes": ATTRIBUTES, "num_samples": 50, "direction": "discriminant"},
+            "concepts": {"attributes": ATTRIBUTES, "num_samples": 50, "direction": "discriminant",
+                         "adjust_for": ["Male"]},
             "explain": {"top_k": 3, "summary_rank": 3, "ids": ["000001"]},
         }},
     }
@@ -120,7 +121,8 @@ def test_the_reduced_run_makes_every_artifact_and_separates_blond_hair(run):
     assert (table["fit_n_positive"] == 50).all()
     cs = read_concepts(res / "small/concepts/concepts.h5")
     # the config's direction reaches the library: the same draw of 50 + 50 training latents,
-    # whitened by their within-class covariance (shrinkage 0.5 by default), not the plain difference
+    # whitened by their within-class covariance (shrinkage 0.5 by default), not the plain
+    # difference; with Male held fixed for the other two attributes
     lat = read_latents(res / "small/latents.h5")
     with SampleStore(str(res / "data/samples.h5")) as store:
         order = [store.label_names.index(n) for n in ATTRIBUTES]
@@ -131,8 +133,12 @@ def test_the_reduced_run_makes_every_artifact_and_separates_blond_hair(run):
         return np.stack([c.vector for c in attribute_concepts(lat.z, labels, ATTRIBUTES, ATTRIBUTES,
                                                              fit_on, 50, seed=0, **direction)])
 
-    np.testing.assert_allclose(cs.vectors, vectors(direction="discriminant", shrinkage=0.5), rtol=1e-5)
+    np.testing.assert_allclose(cs.vectors, vectors(direction="discriminant", shrinkage=0.5,
+                                                   adjust_for=("Male",)), rtol=1e-5)
     assert not np.allclose(cs.vectors, vectors(), rtol=1e-2)
+    unadjusted = vectors(direction="discriminant", shrinkage=0.5)
+    np.testing.assert_allclose(cs.vectors[1], unadjusted[1], rtol=1e-5)  # Male itself
+    assert not np.allclose(cs.vectors[[0, 2]], unadjusted[[0, 2]], rtol=1e-2)
     for k, name in enumerate(ATTRIBUTES):
         chosen = cs.explain[name]
         assert len(chosen) == 4 and cs.ids[chosen[-1]] == "000001"  # top 3, then the config's id

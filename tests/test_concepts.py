@@ -83,6 +83,73 @@ def test_discriminant_refuses_bad_options():
         C.concept_from_group(z, [0, 1], subtract_rest=True, direction="fisher")
 
 
+def planted_confounder(n: int, rng: np.random.Generator):
+    """Latents where dimension 0 carries the concept and dimension 1 a covariate (sex, say)
+    that goes with the concept (80% of the concept's samples have it, 20% of the others) but
+    is not the concept; dimensions 2-3 are noise."""
+    covariate = rng.random(n) < 0.5
+    positive = rng.random(n) < np.where(covariate, 0.8, 0.2)
+    z = np.c_[positive * 1.0 + rng.normal(0, 0.5, n), covariate * 3.0 + rng.normal(0, 0.5, n),
+              rng.normal(0, 1.0, (n, 2))]
+    return z, positive, covariate
+
+
+def test_adjusted_direction_holds_a_confounder_fixed():
+    rng = np.random.default_rng(6)
+    z, positive, covariate = planted_confounder(2000, rng)
+    plain, _ = C.attribute_vector(z, positive)
+    adjusted, info = C.attribute_vector(z, positive, covariates=covariate[:, None], covariate_names=["Male"])
+    assert info == {"n_positive": int(positive.sum()), "n_negative": int((~positive).sum())}
+    # the mean difference picks up the covariate's dimension (3 x 0.6 = 1.8); held fixed, it is gone
+    assert plain[1] > 1.5 and abs(adjusted[1]) < 0.1 and adjusted[0] == pytest.approx(1.0, abs=0.1)
+    # Frisch-Waugh-Lovell, computed independently: the concept and the latents with the
+    # intercept and covariate regressed out, then the slope of one on the other
+    base = np.c_[np.ones(len(z)), covariate]
+    hat = base @ np.linalg.pinv(base)
+    ry, rz = positive - hat @ positive, z - hat @ z
+    np.testing.assert_allclose(adjusted, ry @ rz / (ry @ ry), rtol=1e-5)
+    # the discriminant with a covariate: whitened by the fit's residual covariance
+    design = np.c_[np.ones(len(z)), positive, covariate]
+    residual = z - design @ np.linalg.lstsq(design, z, rcond=None)[0]
+    within = residual.T @ residual / (len(z) - 3)
+    target = 0.5 * within + 0.5 * np.trace(within) / 4 * np.eye(4)
+    expected = np.linalg.solve(target, adjusted)
+    disc, _ = C.attribute_vector(z, positive, direction="discriminant", covariates=covariate)
+    np.testing.assert_allclose(disc, expected * np.linalg.norm(adjusted) / np.linalg.norm(expected), rtol=1e-4)
+    # no covariates: exactly the mean difference and the discriminant
+    none = np.empty((len(z), 0))
+    np.testing.assert_allclose(C.adjusted_direction(z, positive, none), plain, rtol=1e-6)
+    np.testing.assert_allclose(C.adjusted_direction(z, positive, none, "discriminant", 0.3),
+                               C.discriminant_direction(z[positive], z[~positive], 0.3), rtol=1e-9)
+    # on held-out samples of the same kind, the adjusted score follows the concept within each
+    # level of the covariate, where the plain one is carried by it
+    tz, tpos, tcov = planted_confounder(2000, rng)
+    for level in (False, True):
+        keep = tcov == level
+        assert C.auroc(tz[keep] @ adjusted, tpos[keep]) > C.auroc(tz[keep] @ plain, tpos[keep]) + 0.05
+
+
+def test_adjusted_concepts_skip_their_own_attribute_and_refuse_what_cannot_be_told_apart():
+    z, positive, covariate = planted_confounder(400, np.random.default_rng(7))
+    labels = np.c_[positive, covariate].astype(np.int8)
+    fit_on = np.ones(len(z), bool)
+    found = C.attribute_concepts(z, labels, ["Smiling", "Male"], "all", fit_on, adjust_for=("Male",))
+    np.testing.assert_allclose(found[0].vector, C.attribute_vector(z, positive, covariates=covariate)[0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(found[1].vector, C.attribute_vector(z, covariate)[0], rtol=1e-6)  # itself: skipped
+    np.testing.assert_allclose(C.concept_from_labels(z, positive, adjust_for=covariate), found[0].vector,
+                               rtol=1e-6)
+    with pytest.raises(ConfigError, match="concepts.adjust_for: no attribute 'Hat' in samples.h5"):
+        C.attribute_concepts(z, labels, ["Smiling", "Male"], "all", fit_on, where="samples.h5",
+                             adjust_for=("Male", "Hat"))
+    same = np.c_[positive, positive].astype(np.int8)  # a second name for the same labels
+    with pytest.raises(ConfigError, match="concept 'Smiling': among the 400 samples.*fixed by the "
+                                          "'adjust_for' attributes \\(Grin\\)"):
+        C.attribute_concepts(z, same, ["Smiling", "Grin"], ["Smiling"], fit_on, adjust_for=("Grin",))
+    with pytest.raises(ConfigError, match="concept 'Bald': too few samples \\(3\\)"):
+        C.adjusted_direction(z[:3], np.array([1, 0, 1], bool), np.array([0, 1, 1]), name="Bald")
+
+
 def test_auroc_matches_pairwise_definition_with_ties():
     rng = np.random.default_rng(1)
     scores = rng.integers(0, 5, size=60).astype(float)  # many ties

@@ -3,7 +3,8 @@
 - attribute concepts (CelebA, the shapes demo): mean latent of samples that
   show the attribute minus the mean of those that don't (:func:`attribute_concepts`), or
   that difference whitened by the latents' within-class covariance (``direction:
-  discriminant``, :func:`discriminant_direction`);
+  discriminant``, :func:`discriminant_direction`); with ``adjust_for``, the difference with
+  other attributes held fixed (:func:`adjusted_direction`);
 - group concepts (genes): the mean latent of a group of samples, e.g. the genes
   whose latent vectors correlate most with a seed gene, a user's gene set, or
   the marker genes of an annotated tissue region (:func:`gene_concepts`); with
@@ -68,12 +69,56 @@ def discriminant_direction(z_pos: np.ndarray, z_neg: np.ndarray, shrinkage: floa
                           f"all (found {len(z_pos)} with and {len(z_neg)} without the concept); "
                           f"use direction 'mean_difference'")
     centred = np.concatenate([z_pos - z_pos.mean(axis=0), z_neg - z_neg.mean(axis=0)])
-    within = centred.T @ centred / dof
+    return _whitened(d, centred.T @ centred / dof, shrinkage)
+
+
+def _whitened(d: np.ndarray, within: np.ndarray, shrinkage: float) -> np.ndarray:
+    """``d`` whitened by the covariance ``within`` shrunk towards its mean variance, rescaled to
+    the length of ``d`` (``d`` itself where there is nothing to whiten by)."""
     scale = np.trace(within) / len(d)
     if scale <= 0 or not np.any(d):
         return d
     w = np.linalg.solve((1.0 - shrinkage) * within + shrinkage * scale * np.eye(len(d)), d)
     return w * (np.linalg.norm(d) / np.linalg.norm(w))
+
+
+def adjusted_direction(z: np.ndarray, positive: np.ndarray, covariates: np.ndarray,
+                       direction: str = "mean_difference", shrinkage: float = 0.5, name: str = "",
+                       covariate_names=()) -> np.ndarray:
+    """The concept's difference with ``covariates`` held fixed.
+
+    The coefficient ``b`` of ``positive`` in the least-squares fit of the latents ``z`` on an
+    intercept, ``positive`` and the ``(N, M)`` ``covariates`` (other attributes, 0/1): the
+    mean difference between samples with and without the concept that agree in the
+    covariates. ``direction="discriminant"`` whitens ``b`` by the fit's residual covariance,
+    shrunk and rescaled as :func:`discriminant_direction`. With no covariates these are the
+    mean difference and :func:`discriminant_direction` exactly. A latent direction that
+    follows a covariate (sex, age) and goes with the concept only through it drops out.
+    Refused (:class:`ConfigError`, naming ``name`` and ``covariate_names``) when the concept is
+    a combination of the covariates among these samples, or there are too few samples.
+    """
+    check_direction(direction)
+    if not 0.0 <= shrinkage <= 1.0:
+        raise ConfigError(f"concepts: 'shrinkage' must lie in [0, 1], got {shrinkage}")
+    z = np.asarray(z, dtype=np.float64)
+    covariates = np.asarray(covariates, dtype=np.float64).reshape(len(z), -1)
+    base = np.column_stack([np.ones(len(z)), covariates])
+    design = np.column_stack([base[:, :1], np.asarray(positive, dtype=np.float64), base[:, 1:]])
+    rank = np.linalg.matrix_rank(design)
+    held = ", ".join(covariate_names) or f"{covariates.shape[1]} covariates"
+    if rank == np.linalg.matrix_rank(base):
+        raise ConfigError(f"concept '{name}': among the {len(z)} samples it is fitted on, having the "
+                          f"concept is fixed by the 'adjust_for' attributes ({held}), so their effect "
+                          f"cannot be told apart from its own; drop them from 'concepts.adjust_for'")
+    if len(z) - rank < 1:
+        raise ConfigError(f"concept '{name}': too few samples ({len(z)}) to hold {held} fixed; "
+                          f"remove 'concepts.adjust_for' or use more samples ('num_samples')")
+    coef, *_ = np.linalg.lstsq(design, z, rcond=None)
+    d = coef[1]
+    if direction == "mean_difference":
+        return d
+    residual = z - design @ coef
+    return _whitened(d, residual.T @ residual / (len(z) - rank), shrinkage)
 
 
 def check_direction(direction: str) -> None:
@@ -85,10 +130,12 @@ def check_direction(direction: str) -> None:
 def attribute_vector(z: np.ndarray, positive: np.ndarray, num_samples: int | None = None,
                      rng: np.random.Generator | None = None, name: str = "",
                      allow_fewer: bool = False, direction: str = "mean_difference",
-                     shrinkage: float = 0.5) -> tuple[np.ndarray, dict]:
+                     shrinkage: float = 0.5, covariates: np.ndarray | None = None,
+                     covariate_names=()) -> tuple[np.ndarray, dict]:
     """Mean latent of ``num_samples`` positives minus ``num_samples`` negatives (all if None);
     with ``direction="discriminant"`` that difference whitened by the same samples'
-    within-class covariance (:func:`discriminant_direction`)."""
+    within-class covariance (:func:`discriminant_direction`); with ``covariates`` (``(N, M)``,
+    per sample) the difference with them held fixed (:func:`adjusted_direction`)."""
     check_direction(direction)
     positive = np.asarray(positive, dtype=bool)
     pos, neg = np.nonzero(positive)[0], np.nonzero(~positive)[0]
@@ -113,7 +160,11 @@ def attribute_vector(z: np.ndarray, positive: np.ndarray, num_samples: int | Non
             pos = rng.choice(pos, num_samples, replace=False)
         if len(neg) > num_samples:
             neg = rng.choice(neg, num_samples, replace=False)
-    if direction == "discriminant":
+    if covariates is not None and np.asarray(covariates).size:
+        chosen = np.concatenate([pos, neg])
+        vector = adjusted_direction(z[chosen], positive[chosen], np.asarray(covariates)[chosen], direction,
+                                    shrinkage, name, covariate_names)
+    elif direction == "discriminant":
         vector = discriminant_direction(z[pos], z[neg], shrinkage, name)
     else:
         vector = z[pos].mean(axis=0) - z[neg].mean(axis=0)
@@ -122,11 +173,13 @@ def attribute_vector(z: np.ndarray, positive: np.ndarray, num_samples: int | Non
 
 def concept_from_labels(z: np.ndarray, labels, num_samples: int | None = None, seed: int = 0,
                         allow_fewer: bool = False, name: str = "concept",
-                        direction: str = "mean_difference", shrinkage: float = 0.5) -> np.ndarray:
+                        direction: str = "mean_difference", shrinkage: float = 0.5,
+                        adjust_for=None) -> np.ndarray:
     """The concept vector of a binary attribute: mean latent of the samples with it (``labels``
     true, or 1) minus the mean of those without, over ``num_samples`` of each (all if None);
     ``direction="discriminant"``: that difference whitened by the within-class covariance
-    (:func:`discriminant_direction`, with ``shrinkage``).
+    (:func:`discriminant_direction`, with ``shrinkage``); ``adjust_for``: ``(N,)`` or ``(N, M)``
+    other attributes of the same samples, held fixed (:func:`adjusted_direction`).
 
     ``z``: ``(N, D)`` latents (e.g. :func:`concept_saliency.encoding.latents`). Refused
     (:class:`ConfigError`): no samples with or without, or fewer than ``num_samples`` unless
@@ -134,8 +187,9 @@ def concept_from_labels(z: np.ndarray, labels, num_samples: int | None = None, s
     """
     labels = np.asarray(labels)
     positive = labels > 0 if labels.dtype.kind in "iuf" else labels.astype(bool)
+    covariates = None if adjust_for is None else np.asarray(adjust_for).reshape(len(positive), -1)
     vector, _ = attribute_vector(np.asarray(z), positive, num_samples, np.random.default_rng(seed), name,
-                                 allow_fewer, direction, shrinkage)
+                                 allow_fewer, direction, shrinkage, covariates)
     return vector
 
 
@@ -222,18 +276,26 @@ def select_top(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray
 def attribute_concepts(z: np.ndarray, labels: np.ndarray, label_names: list[str], names,
                        fit_on: np.ndarray, num_samples: int | None = None,
                        allow_fewer: bool = False, seed: int = 0, where: str = "",
-                       direction: str = "mean_difference", shrinkage: float = 0.5) -> list[Concept]:
+                       direction: str = "mean_difference", shrinkage: float = 0.5,
+                       adjust_for=()) -> list[Concept]:
     """One concept per attribute in ``names`` (``"all"``: every label), its vector fitted on the
-    samples ``fit_on`` (the training split) in the ``direction`` of :func:`attribute_vector`.
+    samples ``fit_on`` (the training split) in the ``direction`` of :func:`attribute_vector`,
+    with the attributes ``adjust_for`` held fixed (except the concept's own).
     Unknown attributes are refused naming ``where``."""
+    unknown = [a for a in adjust_for if a not in label_names]
+    if unknown:
+        raise ConfigError(f"concepts.adjust_for: no attribute {', '.join(map(repr, unknown))} in {where}; "
+                          f"name attributes of its labels (e.g. {', '.join(list(label_names)[:3])})")
     rng = np.random.default_rng(seed)
     out = []
     for name in (label_names if names == "all" else names):
         if name not in label_names:
             raise ConfigError(f"concept '{name}': no such attribute in {where}")
         positive = labels[:, label_names.index(name)]
+        held = [a for a in dict.fromkeys(adjust_for) if a != name]
+        covariates = labels[:, [label_names.index(a) for a in held]][fit_on] if held else None
         vec, info = attribute_vector(z[fit_on], positive[fit_on], num_samples, rng, name, allow_fewer,
-                                     direction, shrinkage)
+                                     direction, shrinkage, covariates, held)
         out.append(Concept(name, "attribute", vec, positive, info))
     return out
 

@@ -64,7 +64,7 @@ def available_attributes(name: str, dataset: dict) -> list[str]:
 
 #: concept keys that only one dataset type can use
 CONCEPT_KEYS_BY_TYPE = {
-    "images": ("attributes", "num_samples", "allow_fewer"),
+    "images": ("attributes", "num_samples", "allow_fewer", "adjust_for"),
     "spatial": ("seed_genes", "n_genes", "gene_sets", "regions", "n_markers", "marker_method",
                 "subtract_rest"),
 }
@@ -177,6 +177,12 @@ def concept_names(name: str, dataset: dict) -> list[str]:
                     f"{', '.join(unknown)}; the data has {', '.join(available) or 'none'}"
                 )
             names += list(attributes)
+        unknown = [a for a in spec.get("adjust_for") or () if a not in available]
+        if unknown:
+            raise ConfigError(
+                f"config key 'datasets.{name}.concepts.adjust_for': unknown attribute(s) "
+                f"{', '.join(unknown)}; the data has {', '.join(available) or 'none'}"
+            )
     names += list((spec.get("seed_genes") or {}).keys())
     names += list((spec.get("gene_sets") or {}).keys())
     names += list((spec.get("regions") or {}).keys())

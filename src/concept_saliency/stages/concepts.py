@@ -47,7 +47,8 @@ def concepts(*, latents: str, samples: str, concepts: str, separation: str, grou
                                       spec.get("num_samples"), bool(spec.get("allow_fewer", False)),
                                       seed, where=samples,
                                       direction=spec.get("direction", "mean_difference"),
-                                      shrinkage=float(spec.get("shrinkage", 0.5)))
+                                      shrinkage=float(spec.get("shrinkage", 0.5)),
+                                      adjust_for=tuple(spec.get("adjust_for") or ()))
     adata = read_anndata(anndata) if anndata else None
     group_concepts, group_rows = C.gene_concepts(spec, z, genes, adata,
                                                  normalisation_note(adata) if adata is not None else "")
