@@ -8,8 +8,9 @@ samples the workflow explains), with the concept vector as the workflow makes it
 ``direction: discriminant`` (the difference whitened by the latents' within-class covariance,
 shrinkage A, over N positives and N negatives of the training split or ``all``; ``lda@R`` is
 the same over all of them with a ridge R, i.e. shrinkage R / (1 + R); ``lda`` is ``lda@1e-3``),
-with ``--vectors reg`` the attribute's coefficient in a linear fit of the latents on all
-attributes. The data's own map of each
+with ``--vectors adj@A@Male+Young`` the discriminant (shrinkage A, all samples) with those
+attributes held fixed (``concepts.adjust_for``), with ``--vectors reg`` the attribute's
+coefficient in a linear fit of the latents on all attributes. The data's own map of each
 attribute (``mean_image_difference``: mean positive minus mean negative training image) is
 scored alongside, as the reference.
 
@@ -69,7 +70,8 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated keys of METHODS")
     ap.add_argument("--vectors", default="mean",
                     help="comma-separated: mean, disc@A@N (the library's discriminant, shrinkage A, "
-                         "num_samples N or all), lda@R (all samples, ridge R: shrinkage R/(1+R)), reg")
+                         "num_samples N or all), lda@R (all samples, ridge R: shrinkage R/(1+R)), "
+                         "adj@A@<Attr>+<Attr> (discriminant A, those attributes held fixed), reg")
     ap.add_argument("--smooth", type=float, default=0.0, help="also score maps blurred with this sigma (px)")
     ap.add_argument("--out", help="write the table here (TSV)")
     args = ap.parse_args()
@@ -102,7 +104,13 @@ def main() -> None:
             found = attribute_concepts(z, labels, cs.names, cs.names, fit_on, num_samples, allow_fewer=True,
                                        direction="discriminant", shrinkage=shrinkage)
             vector_sets[key] = np.stack([c.vector for c in found])
-    if "reg" in args.vectors:
+        if key.startswith("adj@"):  # adj@<shrinkage>@<Attr>+<Attr>: the discriminant, those held fixed
+            _, shrink, covs = key.split("@")
+            found = attribute_concepts(z, store.labels, list(store.label_names), cs.names, fit_on, None,
+                                       direction="discriminant", shrinkage=float(shrink),
+                                       adjust_for=tuple(covs.split("+")))
+            vector_sets[key] = np.stack([c.vector for c in found])
+    if "reg" in args.vectors.split(","):
         vector_sets["reg"] = regression_vectors(z, labels, fit_on)
     # the data's own map of each attribute: the reference a map is compared with
     differences = mean_difference_maps(store.iter_blocks(1024), np.asarray(cs.positives, dtype=bool), fit_on)
