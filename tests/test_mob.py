@@ -431,7 +431,7 @@ def test_mob_config_is_valid_and_names_its_concepts():
     config = validate_config(yaml.safe_load((REPO / "config" / "mob.yaml").read_text()), SCHEMA)
     mob = config["datasets"]["mob"]
     assert mob["models"]["paper"] == {"preset": "paper-mob", "epochs": 60, "batch_size": 64,
-                                      "learning_rate": None, "latent_output": None,
+                                      "seeds": [0, 1, 2], "learning_rate": None, "latent_output": None,
                                       "precision": "float32"}
     assert concept_names("mob", mob) == ["penk", "doc2g", "kctd12", "mitral_markers",
                                          "gcl", "mcl", "opl", "gl", "onl"]
@@ -483,6 +483,7 @@ def mob_run(tmp_path_factory, mob_counts):
     mob = config["datasets"]["mob"]
     mob["normalisation"]["min_spots"] = 200
     mob["models"]["paper"]["epochs"] = 2
+    del mob["models"]["paper"]["seeds"]  # one training (the consensus across seeds: test_stability.py)
     mob["explain"]["top_k"] = 3
     mob["concepts"] = {"seed_genes": {"penk": {"gene": "Penk", "n_genes": 30}},
                        "gene_sets": {"mangled": ["2010300C02Rik", "Slc17a7", "Cdhr1"]},

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from concept_saliency.stability import map_agreement, score_agreement
+from concept_saliency.stability import consensus_map, map_agreement, score_agreement
 
 
 def test_maps_that_agree_disagree_or_flip_sign(rng):
@@ -32,6 +32,23 @@ def test_maps_that_agree_disagree_or_flip_sign(rng):
         map_agreement([a])
     with pytest.raises(ValueError, match="at least two seeds"):
         score_agreement([np.arange(10.0)])
+
+
+def test_the_consensus_weighs_every_seed_alike_whatever_its_scale(rng):
+    a, b = rng.normal(size=50), rng.normal(size=50)
+    # a seed whose maps are 100 times larger does not outvote the other
+    np.testing.assert_allclose(consensus_map([a, 100 * b]),
+                               (a / np.abs(a).mean() + b / np.abs(b).mean()) / 2, rtol=1e-12)
+    np.testing.assert_allclose(consensus_map([3 * a, a, 0.5 * a]), a / np.abs(a).mean(), rtol=1e-12)
+    # what the seeds agree on stays, what one seed alone shows is diluted
+    shared = np.r_[np.ones(5), np.zeros(45)]
+    seeds = [shared + 0.2 * rng.normal(size=50) for _ in range(3)]
+    seeds[1][30] = 2.0  # one seed's own peak, twice the shared signal
+    mean = consensus_map(seeds)
+    assert mean[:5].min() > mean[30] and np.argmax(seeds[1]) == 30
+    np.testing.assert_array_equal(consensus_map([np.zeros(4), np.ones(4)]), np.full(4, 0.5))
+    with pytest.raises(ValueError, match="at least two seeds"):
+        consensus_map([a])
 
 
 def test_seeds_expand_into_one_model_per_seed():
@@ -90,4 +107,65 @@ def test_a_model_with_two_seeds_trains_both_and_reports_their_agreement(tmp_path
     assert table["stable"].dtype == bool and (res / "tiny" / "stability" / "stability.png").is_file()
     # two trainings of one model score the concepts alike, even when their maps differ
     assert (table["score_spearman"] > 0.5).all(), table
+    assert planned_jobs(work, *targets, "--configfile", "config/seeds.yaml") == {}
+
+
+@pytest.mark.workflow
+def test_a_tissue_model_with_seeds_gets_its_concept_maps_averaged_drawn_and_scored(tmp_path):
+    import anndata as ad
+
+    from concept_saliency.data.grid import read_grid
+    from concept_saliency.data.spatial import map_key
+    from concept_saliency.localisation import score_against_regions
+    from workflow_run import copy_workflow, planned_jobs, snakemake
+
+    work = copy_workflow(tmp_path / "wf")
+    methods = ["vanilla_gradient", "guided_backprop"]
+    config = {
+        "results": "results", "seed": 0,
+        "saliency": {"methods": {m: {} for m in methods}},
+        "evaluation": {"randomisation_samples": 2, "curve_steps": 4, "stability_samples": 2},
+        "datasets": {"tissue": {
+            "type": "spatial",
+            "source": {"synthetic_tissue": {"n_layers": 3, "genes_per_layer": 30, "n_housekeeping": 20,
+                                            "n_noise": 60}},
+            "normalisation": {"method": "scale", "min_spots": 3},
+            "models": {"demo": {"preset": "paper-mob", "epochs": 8, "batch_size": 32, "seeds": [0, 1]}},
+            "concepts": {"seed_genes": {"layer1": "Layer1g001", "layer2": "Layer2g001"}, "n_genes": 15,
+                         "regions": {"layer3_markers": "layer3"}},
+            "explain": {"top_k": 3},
+        }},
+    }
+    (work / "config" / "seeds.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(work, "--configfile", "config/seeds.yaml")
+    assert jobs["train"] == 2 and jobs["consensus"] == 1 and jobs["stability"] == 1, jobs
+    targets = [f"results/tissue/demo/stability/{f}" for f in ("consensus_maps.h5ad", "consensus.tsv",
+                                                                "consensus.png")]
+    targets += [f"results/tissue/demo-seed{s}/maps.h5ad" for s in (0, 1)]
+    res = work / "results" / "tissue"
+    stab = res / "demo" / "stability"
+    snakemake(work, *targets, "--cores", "2", "--configfile", "config/seeds.yaml", timeout=900)
+    consensus = ad.read_h5ad(stab / "consensus_maps.h5ad")
+    assert consensus.uns["csm_format"] == "csm.consensus-maps"
+    assert list(consensus.uns["csm_consensus"]["runs"]) == ["demo-seed0", "demo-seed1"]
+    seeds = [ad.read_h5ad(res / f"demo-seed{s}" / "maps.h5ad") for s in (0, 1)]
+    assert all(list(s.obs_names) == list(consensus.obs_names) for s in seeds)
+    _, regions = read_grid(res / "data" / "grid.h5")
+    table = pd.read_csv(stab / "consensus.tsv", sep="\t").set_index(["concept", "method"])
+    assert len(table) == 3 * len(methods) and (table["n_seeds"] == 2).all()
+    for (concept, method), row in table.iterrows():
+        key = map_key(concept, method)
+        # the average of what each seed's spatial_maps stage drew, each seed weighing alike
+        per_seed = [np.asarray(s.obs[key], dtype=np.float64) for s in seeds]
+        expected = sum(m / np.abs(m).mean() for m in per_seed) / 2
+        np.testing.assert_allclose(consensus.obs[key], expected, rtol=1e-5, atol=1e-6)
+        scored = score_against_regions(expected, regions).set_index("region")
+        own = {"layer1": "layer1", "layer2": "layer2", "layer3_markers": "layer3"}[concept]
+        assert row["own_region"] == own and row["own_auroc"] == pytest.approx(scored.loc[own, "auroc"], abs=1e-4)
+        seed_aurocs = [score_against_regions(m, regions).set_index("region").loc[own, "auroc"] for m in per_seed]
+        assert row["own_auroc_seed_min"] == pytest.approx(min(seed_aurocs), abs=1e-4)
+        assert row["own_auroc_seed_max"] == pytest.approx(max(seed_aurocs), abs=1e-4)
+        assert row["first_region"] == scored["auroc"].idxmax() and -1 <= row["seed_spearman"] <= 1
+    assert set(table["own_rank"]) <= {1, 2, 3}
+    assert (stab / "consensus.png").stat().st_size > 10_000
     assert planned_jobs(work, *targets, "--configfile", "config/seeds.yaml") == {}

@@ -45,6 +45,7 @@ FORMATS: dict[str, int] = {
     "csm.spatial-grid": 1,  # gene images on the spot grid, spot <-> pixel index
     "csm.anndata": 1,  # normalised spatial transcriptomics (.h5ad)
     "csm.spatial-maps": 1,  # the .h5ad above with concept maps on its spots (obs, obsm, var)
+    "csm.consensus-maps": 1,  # the .h5ad above with concept maps averaged over a model's seeds (obs)
     "csm.download": 1,  # a downloaded input file (its record: URL and checksum)
     "csm.image-manifest": 1,  # the images of a user's folder: name, size, mtime (data/manifest.py)
     "csm.keras-model": 1,  # .keras files (the Keras format carries its own version)

@@ -4,7 +4,9 @@
 or an array) on the AnnData's tissue. :func:`plot_concept_on_tissue` draws the paper's
 figure for one concept from the ``maps.h5ad`` of the spatial_maps stage: the decoded
 concept vector and the mean concept map of every method (first row), then for each
-example gene its expression and its concept map for every method. Spots are drawn as
+example gene its expression and its concept map for every method.
+:func:`plot_maps_on_tissue` draws a grid of concept maps (concepts x methods), e.g. the
+seeds' consensus maps of the consensus stage. Spots are drawn as
 discs of their real diameter (``uns["spatial"][library]["scalefactors"]``), on the
 ``hires`` image when there is one. Every panel has a colour bar; maps use a diverging
 colour map centred on zero, clipped to the 0.5 and 99.5 percentiles. Functions return a
@@ -153,5 +155,25 @@ def plot_concept_on_tissue(adata, concept: str, title: str = "",
     kind = str(info.get("kind", ""))
     fig.suptitle(title or f"concept '{concept}' ({kind.replace('_', ' ')}, "
                           f"{len(info['members'])} genes)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_maps_on_tissue(adata, concepts: list[str], methods: list[str], title: str = "") -> Figure:
+    """One panel per concept (rows) and method (columns): the map ``obs["csm_<concept>_<method>"]``
+    on the tissue, diverging and clipped as every map."""
+    coords, image, diameter = tissue_layout(adata)
+    aspect = np.ptp(coords[:, 1]) / max(np.ptp(coords[:, 0]), 1e-9)
+    fig = new_figure(2.4 * len(methods), 2.4 * len(concepts) * min(max(aspect, 0.6), 1.4))
+    axes = fig.subplots(len(concepts), len(methods), squeeze=False)
+    for i, concept in enumerate(concepts):
+        for j, method in enumerate(methods):
+            _spots_with_colorbar(axes[i, j], coords, _values(adata, map_key(concept, method)), diameter,
+                                 image, True)
+            if i == 0:
+                axes[i, j].set_title(method.replace("_", " "), fontsize=8)
+        axes[i, 0].set_ylabel(concept, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig

@@ -5,7 +5,9 @@ data gives a similar map of the same sample. For models trained with several see
 :func:`map_agreement` gives the Spearman rank correlation between the maps of each pair of
 seeds (per sample, over the features: pixels with channels summed, or spots), and
 :func:`score_agreement` that of the concept scores over every sample. A method whose maps
-agree less than ``threshold`` across seeds is flagged ``unstable``.
+agree less than ``threshold`` across seeds is flagged ``unstable``. :func:`consensus_map`
+averages the seeds' maps of one thing (a concept's map on a tissue's spots): what the
+trainings agree on stays, what one training alone shows is diluted.
 """
 
 from __future__ import annotations
@@ -38,3 +40,17 @@ def score_agreement(scores_per_seed: list[np.ndarray]) -> float:
     pairs = [spearman_rows(np.asarray(a)[None], np.asarray(b)[None])[0]
              for a, b in combinations(scores_per_seed, 2)]
     return float(np.mean(pairs))
+
+
+def consensus_map(maps_per_seed: list[np.ndarray]) -> np.ndarray:
+    """The mean of the same map under several seeds, each first divided by its mean |value|
+    (each seed's latent space has its own scale, so its maps do; all seeds weigh alike).
+    An all-zero map is left as it is."""
+    if len(maps_per_seed) < 2:
+        raise ValueError("a consensus needs the maps of at least two seeds")
+    scaled = []
+    for m in maps_per_seed:
+        m = np.asarray(m, dtype=np.float64)
+        size = np.abs(m).mean()
+        scaled.append(m / size if size > 0 else m)
+    return np.mean(scaled, axis=0)

@@ -181,6 +181,11 @@ def dataset_targets(ds):
         targets += [
             f"{R}/{ds}/{base}/stability/stability.{ext}" for ext in ("tsv", "png")
         ]
+        if ds in SPATIAL_DATASETS:
+            targets += [
+                f"{R}/{ds}/{base}/stability/{f}"
+                for f in ("consensus_maps.h5ad", "consensus.tsv", "consensus.png")
+            ]
     return targets
 
 

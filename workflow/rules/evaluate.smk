@@ -131,3 +131,53 @@ rule stability:
         chunk_size=lambda wc: saliency_cfg(wc.dataset).get("chunk_size", 64),
     script:
         "../scripts/stability.py"
+
+
+# A tissue's concept maps averaged over the seeds of one model, drawn and scored.
+
+
+rule consensus:
+    input:
+        anndata=f"{R}/{{dataset}}/data/spatial.h5ad",
+        grid=f"{R}/{{dataset}}/data/grid.h5",
+        concepts=lambda wc: seed_runs(wc, "concepts/concepts.h5"),
+        maps=lambda wc: [
+            path
+            for method in methods_of(wc.dataset)
+            for path in seed_runs(wc, f"saliency/{method}.h5")
+        ],
+        code=stage_code("consensus"),
+    output:
+        consensus_maps=f"{R}/{{dataset}}/{{model}}/stability/consensus_maps.h5ad",
+        table=report(
+            f"{R}/{{dataset}}/{{model}}/stability/consensus.tsv",
+            caption="../report/consensus.rst",
+            category="{dataset}",
+            subcategory="{model}: stability across seeds",
+            labels={
+                "dataset": "{dataset}",
+                "model": "{model}",
+                "figure": "consensus table",
+            },
+        ),
+        figure=report(
+            f"{R}/{{dataset}}/{{model}}/stability/consensus.png",
+            caption="../report/consensus.rst",
+            category="{dataset}",
+            subcategory="{model}: stability across seeds",
+            labels={
+                "dataset": "{dataset}",
+                "model": "{model}",
+                "figure": "consensus maps",
+            },
+        ),
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/consensus.log",
+    wildcard_constraints:
+        dataset=_alternatives(SPATIAL_DATASETS),
+    conda:
+        CONDA_ENV
+    params:
+        regions=lambda wc: OWN_REGIONS.get(wc.dataset, {}),
+    script:
+        "../scripts/consensus.py"

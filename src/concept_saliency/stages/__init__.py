@@ -46,7 +46,7 @@ OUTPUT_FORMATS: dict[str, str] = {
     "vae": "csm.keras-model", "encoder": "csm.keras-model", "decoder": "csm.keras-model",
     "history": "csm.history",
     "latents": "csm.latents", "concepts": "csm.concepts", "maps": "csm.saliency",
-    "spatial_maps": "csm.spatial-maps",
+    "spatial_maps": "csm.spatial-maps", "consensus_maps": "csm.consensus-maps",
     # tables and figures for people
     "separation": "csm.table", "groups": "csm.table", "summary": "csm.table",
     "randomisation": "csm.table", "curves": "csm.table", "table": "csm.table",
