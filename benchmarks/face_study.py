@@ -37,6 +37,7 @@ METHODS = {
     "vanilla_gradient": ("vanilla_gradient", {}),
     "gradient_x_input": ("gradient_x_input", {}),
     "smoothgrad": ("smoothgrad", {"samples": 16, "noise_level": 0.15}),
+    "smoothgrad_s64": ("smoothgrad", {"samples": 64, "noise_level": 0.15}),
     "smoothgrad_s48_n10": ("smoothgrad", {"samples": 48, "noise_level": 0.10}),
     "smoothgrad_s48_n20": ("smoothgrad", {"samples": 48, "noise_level": 0.20}),
     "smoothgrad_s48_n30": ("smoothgrad", {"samples": 48, "noise_level": 0.30}),
