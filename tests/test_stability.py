@@ -51,6 +51,23 @@ def test_the_consensus_weighs_every_seed_alike_whatever_its_scale(rng):
         consensus_map([a])
 
 
+def test_the_seeds_concepts_must_be_the_same_concepts_of_the_same_samples(tmp_path):
+    from concept_saliency import concept_vectors as C
+    from concept_saliency.errors import ArtifactError
+    from concept_saliency.stability import read_seed_concepts
+
+    def write(name, concepts, ids):
+        cs = [C.Concept(c, "attribute", np.ones(3, np.float32), np.array([1, 0], bool)) for c in concepts]
+        C.write_concepts(tmp_path / name, cs, np.zeros((2, len(cs))), {c: np.array([0]) for c in concepts}, ids)
+        return str(tmp_path / name)
+
+    same = [write("s0.h5", ["a", "b"], ["x", "y"]), write("s1.h5", ["a", "b"], ["x", "y"])]
+    assert [cs.names for cs in read_seed_concepts(same)] == [["a", "b"], ["a", "b"]]
+    for other in (write("names.h5", ["a", "c"], ["x", "y"]), write("ids.h5", ["a", "b"], ["x", "z"])):
+        with pytest.raises(ArtifactError, match=f"{other} and {same[0]} do not hold the same concepts"):
+            read_seed_concepts([same[0], other])
+
+
 def test_seeds_expand_into_one_model_per_seed():
     from concept_saliency.config import expand_seeds, validate_config
     from concept_saliency.errors import ConfigError

@@ -59,8 +59,7 @@ def discriminant_direction(z_pos: np.ndarray, z_neg: np.ndarray, shrinkage: floa
     analysis. Latent directions in which the groups vary a lot within themselves (other
     attributes, pose, lighting) weigh less than in ``d``. ``name``: the concept, for messages.
     """
-    if not 0.0 <= shrinkage <= 1.0:
-        raise ConfigError(f"concepts: 'shrinkage' must lie in [0, 1], got {shrinkage}")
+    check_shrinkage(shrinkage)
     z_pos, z_neg = np.asarray(z_pos, dtype=np.float64), np.asarray(z_neg, dtype=np.float64)
     d = z_pos.mean(axis=0) - z_neg.mean(axis=0)
     dof = len(z_pos) + len(z_neg) - 2
@@ -98,8 +97,7 @@ def adjusted_direction(z: np.ndarray, positive: np.ndarray, covariates: np.ndarr
     a combination of the covariates among these samples, or there are too few samples.
     """
     check_direction(direction)
-    if not 0.0 <= shrinkage <= 1.0:
-        raise ConfigError(f"concepts: 'shrinkage' must lie in [0, 1], got {shrinkage}")
+    check_shrinkage(shrinkage)
     z = np.asarray(z, dtype=np.float64)
     covariates = np.asarray(covariates, dtype=np.float64).reshape(len(z), -1)
     base = np.column_stack([np.ones(len(z)), covariates])
@@ -119,6 +117,12 @@ def adjusted_direction(z: np.ndarray, positive: np.ndarray, covariates: np.ndarr
         return d
     residual = z - design @ coef
     return _whitened(d, residual.T @ residual / (len(z) - rank), shrinkage)
+
+
+def check_shrinkage(shrinkage: float) -> None:
+    """Refuse a ``shrinkage`` outside [0, 1], in one message."""
+    if not 0.0 <= shrinkage <= 1.0:
+        raise ConfigError(f"concepts: 'shrinkage' must lie in [0, 1], got {shrinkage}")
 
 
 def check_direction(direction: str) -> None:

@@ -16,7 +16,20 @@ from itertools import combinations
 
 import numpy as np
 
+from .concept_vectors import ConceptSet, read_concepts
+from .errors import ArtifactError
 from .evaluation import flat_maps, spearman_rows
+
+
+def read_seed_concepts(paths: list) -> list[ConceptSet]:
+    """The ``concepts.h5`` of each seed's model of one model, refused (:class:`ArtifactError`)
+    unless they hold the same concepts of the same samples."""
+    sets = [read_concepts(path) for path in paths]
+    for path, cs in zip(paths[1:], sets[1:]):
+        if cs.names != sets[0].names or cs.ids != sets[0].ids:
+            raise ArtifactError(f"{path} and {paths[0]} do not hold the same concepts of the same "
+                                f"samples; rerun the concepts stage of every seed's model")
+    return sets
 
 
 def map_agreement(maps_per_seed: list[np.ndarray], features: np.ndarray | None = None) -> dict[str, float]:

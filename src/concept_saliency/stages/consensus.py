@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import write_tsv
-from ..concept_vectors import read_concepts
 from ..data.grid import concept_spot_map, pixels_to_spots, read_grid
 from ..data.spatial import map_key, read_anndata, write_anndata
 from ..errors import ArtifactError
@@ -25,7 +24,7 @@ from ..localisation import score_against_regions
 from ..plotting import save_figure
 from ..plotting_spatial import plot_maps_on_tissue
 from ..saliency_maps import read_maps, read_method
-from ..stability import consensus_map, map_agreement
+from ..stability import consensus_map, map_agreement, read_seed_concepts
 
 log = logging.getLogger("concept_saliency")
 FORMAT = "csm.consensus-maps"
@@ -43,12 +42,8 @@ def consensus(*, anndata: str, grid: str, concepts: list, maps: list, consensus_
     AUROC and rank, beside the range of the seeds' own AUROCs."""
     index, labels = read_grid(grid)
     runs = [Path(path).parent.parent for path in concepts]
-    sets = [read_concepts(path) for path in concepts]
+    sets = read_seed_concepts(concepts)
     first = sets[0]
-    for path, cs in zip(concepts[1:], sets[1:]):
-        if cs.names != first.names or cs.ids != first.ids:
-            raise ArtifactError(f"{path} and {concepts[0]} do not hold the same concepts of the same "
-                                f"genes; rerun the concepts stage of every seed's model")
     files: dict[Path, dict[str, str]] = {run: {} for run in runs}
     for path in maps:
         files[Path(path).parent.parent][read_method(path)] = path

@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import write_tsv
-from ..concept_vectors import auroc, evaluated_on, held_out_samples, read_concepts
+from ..concept_vectors import auroc, evaluated_on, held_out_samples
 from ..data.grid import read_grid
 from ..data.samples import SampleStore
-from ..errors import ArtifactError, UserError
+from ..errors import UserError
 from ..model import load_model
 from ..plotting import plot_stability, save_figure
 from ..saliency import get_method
-from ..stability import map_agreement, score_agreement
+from ..stability import map_agreement, read_seed_concepts, score_agreement
 
 log = logging.getLogger("concept_saliency")
 
@@ -28,12 +28,8 @@ def stability(*, samples: str, encoders: list, concepts: list, table: str, figur
     their concept scores and AUROCs are; ``stable`` when the maps' mean rank correlation
     reaches ``threshold``. The samples are the first model's explained samples of each concept
     (at most ``samples_per_concept``); with a tissue ``grid`` the features are its spots."""
-    sets = [read_concepts(path) for path in concepts]
+    sets = read_seed_concepts(concepts)
     first = sets[0]
-    for path, cs in zip(concepts[1:], sets[1:]):
-        if cs.names != first.names or cs.ids != first.ids:
-            raise ArtifactError(f"{path} and {concepts[0]} do not hold the same concepts of the same "
-                                f"samples; rerun the concepts stage of every seed's model")
     features = read_grid(grid)[0].tissue_mask() if grid else None
     models = [load_model(path, "encoder") for path in encoders]
     rows = []
