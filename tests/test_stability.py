@@ -89,6 +89,67 @@ def test_seeds_expand_into_one_model_per_seed():
         expand_seeds(clash)
 
 
+
+def _seed_summary(faith, randomised, localisation, recommended):
+    """One seed's evaluation/summary.tsv of methods a, b, c (and the random map)."""
+    rows = [{"method": m, "deletion_auc": -f / 2, "insertion_auc": f / 2, "faithfulness": f,
+             "localisation_auroc": loc, "randomised_spearman": r,
+             "randomisation_check": "pass" if r < 0.5 else "FAIL", "recommended": m == recommended}
+            for m, f, r, loc in zip("abc", faith, randomised, localisation)]
+    rows.append({"method": "random", "deletion_auc": 0.5, "insertion_auc": 0.5, "faithfulness": 0.0,
+                 "localisation_auroc": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_the_methods_of_a_model_with_seeds_are_ranked_once_with_their_stability(tmp_path):
+    from concept_saliency.errors import ArtifactError
+    from concept_saliency.evaluation import rank_methods
+    from concept_saliency.stability import rank_across_seeds
+    from concept_saliency.stages.seed_ranking import seed_ranking
+
+    # c is the most faithful and best localised, but fails the randomisation check in two of
+    # three trainings (the third recommends it); a is stable across the seeds, b is not
+    summaries = [_seed_summary([1.0, 1.2, 2.0], [0.1, 0.2, 0.60], [0.9, 0.7, 0.95], "b"),
+                 _seed_summary([1.1, 1.3, 2.1], [0.1, 0.2, 0.55], [0.9, 0.7, 0.95], "b"),
+                 _seed_summary([0.9, 1.1, 1.9], [0.1, 0.2, 0.45], [0.9, 0.7, 0.95], "c")]
+    stability = pd.DataFrame({"concept": ["x", "y"] * 3, "method": ["a", "a", "b", "b", "c", "c"],
+                              "map_spearman": [0.7, 0.9, 0.2, 0.4, 0.9, 0.9],
+                              "stable": [True, True, False, False, True, True]})
+    ranked = rank_across_seeds(summaries, stability).set_index("method")
+    assert list(ranked.index) == ["a", "b", "c"] and (ranked["n_seeds"] == 3).all()
+    assert ranked.loc["a", "faithfulness"] == pytest.approx(1.0)
+    assert ranked.loc["a", "faithfulness_min"] == pytest.approx(0.9)
+    assert ranked.loc["c", "randomised_spearman"] == pytest.approx(1.6 / 3)
+    assert ranked.loc["c", "randomisation_check"] == "FAIL" and ranked.loc["c", "randomisation_failed_seeds"] == 2
+    assert ranked.loc["a", "stability"] == pytest.approx(0.8) and ranked.loc["b", "stable_share"] == 0
+    assert ranked["recommended_by_seeds"].to_dict() == {"a": 0, "b": 2, "c": 1}
+    # faithfulness ranks c, b, a; localisation c, a, b; stability c, a, b: a before b, c last
+    assert ranked["rank"].to_dict() == {"a": 1, "b": 2, "c": 3} and ranked["recommended"].to_dict() == {
+        "a": True, "b": False, "c": False}
+    # without the stability the two tie (mean rank 2.5) and the more faithful b comes first
+    assert rank_methods(ranked.drop(columns="stability").reset_index()).set_index("method")["recommended"]["b"]
+    with pytest.raises(ValueError, match="at least two seeds"):
+        rank_across_seeds(summaries[:1], stability)
+    with pytest.raises(ValueError, match="same methods"):
+        rank_across_seeds([summaries[0], summaries[1][summaries[1]["method"] != "b"]], stability)
+    # the stage: the tables as the workflow writes them, and a seed that scored other methods refused
+    paths = []
+    for i, s in enumerate(summaries):
+        paths.append(str(tmp_path / f"seed{i}.tsv"))
+        s.to_csv(paths[-1], sep="\t", index=False)
+    stability.to_csv(tmp_path / "stability.tsv", sep="\t", index=False)
+    facts = seed_ranking(summaries=paths, stability=str(tmp_path / "stability.tsv"),
+                         table=str(tmp_path / "ranking.tsv"))
+    assert facts["ranking"] == ["a", "b", "c"] and "stability" in facts["ranking_rule"]
+    written = pd.read_csv(tmp_path / "ranking.tsv", sep="\t").set_index("method")
+    pd.testing.assert_frame_equal(written[["faithfulness", "stability"]], ranked[["faithfulness", "stability"]])
+    summaries[2][summaries[2]["method"] != "a"].to_csv(paths[2], sep="\t", index=False)
+    with pytest.raises(ArtifactError, match=f"{paths[2]} and {paths[0]} do not score the same methods"):
+        seed_ranking(summaries=paths, stability=str(tmp_path / "stability.tsv"),
+                     table=str(tmp_path / "other.tsv"))
+    assert not (tmp_path / "other.tsv").exists()
+
+
 @pytest.mark.workflow
 def test_a_model_with_two_seeds_trains_both_and_reports_their_agreement(tmp_path):
     from workflow_run import copy_workflow, planned_jobs, snakemake
@@ -98,6 +159,7 @@ def test_a_model_with_two_seeds_trains_both_and_reports_their_agreement(tmp_path
         "results": "results", "seed": 0,
         "saliency": {"methods": {"vanilla_gradient": {}, "integrated_gradients": {"steps": 8}}},
         "evaluation": {"randomisation_samples": 2, "curve_steps": 4, "stability_samples": 3},
+        "threads": {"train": 1, "saliency": 1},  # the two seeds' jobs side by side on 2 cores
         "datasets": {"shapes": {
             "type": "images",
             "source": {"synthetic_shapes": {"n_samples": 120, "image_size": 16}},
@@ -110,8 +172,9 @@ def test_a_model_with_two_seeds_trains_both_and_reports_their_agreement(tmp_path
     (work / "config" / "seeds.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(work, "--configfile", "config/seeds.yaml")
     assert jobs["train"] == 2 and jobs["stability"] == 1 and jobs["saliency"] == 4, jobs
-    # the stability report and what it needs (the seeds' figures and evaluations are the usual)
-    targets = [f"results/shapes/tiny/stability/stability.{ext}" for ext in ("tsv", "png")]
+    assert jobs["seed_ranking"] == 1 and jobs["evaluate"] == 2, jobs
+    # the stability report, the ranking over the seeds and what they need
+    targets = [f"results/shapes/tiny/stability/{f}" for f in ("stability.tsv", "stability.png", "ranking.tsv")]
     snakemake(work, *targets, "--cores", "2", "--configfile", "config/seeds.yaml", timeout=900)
     res = work / "results" / "shapes"
     for run in ("tiny-seed0", "tiny-seed1"):
@@ -124,6 +187,17 @@ def test_a_model_with_two_seeds_trains_both_and_reports_their_agreement(tmp_path
     assert table["stable"].dtype == bool and (res / "tiny" / "stability" / "stability.png").is_file()
     # two trainings of one model score the concepts alike, even when their maps differ
     assert (table["score_spearman"] > 0.5).all(), table
+    # the methods ranked once, from both seeds' evaluations and the maps' stability
+    ranking = pd.read_csv(res / "tiny" / "stability" / "ranking.tsv", sep="\t").set_index("method")
+    seeds = [pd.read_csv(res / f"tiny-seed{s}" / "evaluation" / "summary.tsv", sep="\t").set_index("method")
+             for s in (0, 1)]
+    assert sorted(ranking.index) == ["integrated_gradients", "vanilla_gradient"]
+    for method, row in ranking.iterrows():
+        assert row["faithfulness"] == pytest.approx((seeds[0].loc[method, "faithfulness"]
+                                                     + seeds[1].loc[method, "faithfulness"]) / 2, rel=1e-5)
+        assert row["stability"] == pytest.approx(table.loc[table["method"] == method, "map_spearman"].mean(),
+                                                 rel=1e-5)
+    assert sorted(ranking["rank"]) == [1, 2] and ranking["recommended"].sum() == 1
     assert planned_jobs(work, *targets, "--configfile", "config/seeds.yaml") == {}
 
 

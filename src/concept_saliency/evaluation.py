@@ -228,17 +228,21 @@ RANKING_RULE = (
     "(insertion AUC minus deletion AUC: the map orders features by their effect on the concept "
     "score) and, where the data know regions, localisation (the AUROC of each concept's map for "
     "its own region: of the map's magnitude on images, whose pixels take the sign of the local "
-    "contrast, of the signed map on tissue); ties go to the more faithful. The first is recommended.")
+    "contrast, of the signed map on tissue) and, over the seeds of a model trained several times, "
+    "stability (the rank correlation of the same samples' maps across the seeds); ties go to the "
+    "more faithful. The first is recommended.")
 
 
 def rank_methods(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with ``rank`` (1 = best) and ``recommended`` by :data:`RANKING_RULE`; the random
-    map is not ranked."""
+    map is not ranked. ``faithfulness`` is always ranked, ``localisation_auroc`` and ``stability``
+    where the table has them (a method without a value ranks last in that column)."""
     table = table.copy()
     methods = table["method"] != "random"
     scores = [table.loc[methods, "faithfulness"].rank(ascending=False)]
-    if "localisation_auroc" in table and table.loc[methods, "localisation_auroc"].notna().any():
-        scores.append(table.loc[methods, "localisation_auroc"].rank(ascending=False, na_option="bottom"))
+    for criterion in ("localisation_auroc", "stability"):
+        if criterion in table and table.loc[methods, criterion].notna().any():
+            scores.append(table.loc[methods, criterion].rank(ascending=False, na_option="bottom"))
     mean_rank = pd.concat(scores, axis=1).mean(axis=1)
     failed = (table.loc[methods, "randomisation_check"] == "FAIL") if "randomisation_check" in table \
         else pd.Series(False, index=mean_rank.index)

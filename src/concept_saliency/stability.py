@@ -7,7 +7,9 @@ seeds (per sample, over the features: pixels with channels summed, or spots), an
 :func:`score_agreement` that of the concept scores over every sample. A method whose maps
 agree less than ``threshold`` across seeds is flagged ``unstable``. :func:`consensus_map`
 averages the seeds' maps of one thing (a concept's map on a tissue's spots): what the
-trainings agree on stays, what one training alone shows is diluted.
+trainings agree on stays, what one training alone shows is diluted. :func:`rank_across_seeds`
+ranks the methods once for the model, from every seed's evaluation and the maps' stability:
+each training alone may recommend another method.
 """
 
 from __future__ import annotations
@@ -15,10 +17,18 @@ from __future__ import annotations
 from itertools import combinations
 
 import numpy as np
+import pandas as pd
 
 from .concept_vectors import ConceptSet, read_concepts
 from .errors import ArtifactError
-from .evaluation import flat_maps, spearman_rows
+from .evaluation import RANKING_RULE, flat_maps, rank_methods, spearman_rows
+
+#: How :func:`rank_across_seeds` ranks the methods of a model trained with several seeds.
+SEED_RANKING_RULE = (
+    "Each method's faithfulness, localisation and randomised rank correlation are the means of "
+    "its rows in the seeds' evaluation tables (it fails the randomisation check when that mean "
+    "reaches the threshold); its stability is the mean over the concepts of map_spearman. Then: "
+    + RANKING_RULE)
 
 
 def read_seed_concepts(paths: list) -> list[ConceptSet]:
@@ -67,3 +77,44 @@ def consensus_map(maps_per_seed: list[np.ndarray]) -> np.ndarray:
         size = np.abs(m).mean()
         scaled.append(m / size if size > 0 else m)
     return np.mean(scaled, axis=0)
+
+
+def rank_across_seeds(summaries: list[pd.DataFrame], stability: pd.DataFrame,
+                      randomisation_threshold: float = 0.5) -> pd.DataFrame:
+    """One row per method of a model trained with several seeds, ranked by :data:`SEED_RANKING_RULE`.
+
+    ``summaries``: each seed's ``evaluation/summary.tsv`` (the same methods; the ``random`` row
+    is left out); ``stability``: the model's ``stability.tsv``. Columns: the seeds' means of
+    ``deletion_auc``, ``insertion_auc``, ``faithfulness`` (and its lowest, ``faithfulness_min``),
+    ``localisation_auroc`` and ``randomised_spearman`` where the seeds have them;
+    ``randomisation_check`` on that mean and ``randomisation_failed_seeds``; ``stability`` (mean
+    ``map_spearman``) and ``stable_share`` (the share of concepts flagged stable);
+    ``recommended_by_seeds`` (how many seeds' own ranking recommends it); ``rank``, ``recommended``.
+    """
+    if len(summaries) < 2:
+        raise ValueError("a ranking across seeds needs the evaluations of at least two seeds")
+    rows = [s[s["method"] != "random"].set_index("method") for s in summaries]
+    methods = list(rows[0].index)
+    if any(sorted(r.index) != sorted(methods) for r in rows):
+        raise ValueError("the seeds' evaluation tables do not rank the same methods")
+    stacked = pd.concat([r.loc[methods] for r in rows])
+    by_method = stacked.groupby(level=0, sort=False)
+    table = pd.DataFrame({"method": methods, "n_seeds": len(rows)})
+    for column in ("deletion_auc", "insertion_auc", "faithfulness", "localisation_auroc",
+                   "randomised_spearman"):
+        if column in stacked and stacked[column].notna().any():
+            table[column] = by_method[column].mean().loc[methods].to_numpy()
+    table.insert(table.columns.get_loc("faithfulness") + 1, "faithfulness_min",
+                 by_method["faithfulness"].min().loc[methods].to_numpy())
+    if "randomised_spearman" in table:
+        failed = stacked["randomisation_check"].eq("FAIL").groupby(level=0, sort=False).sum()
+        table["randomisation_check"] = np.where(table["randomised_spearman"] < randomisation_threshold,
+                                                "pass", "FAIL")
+        table["randomisation_failed_seeds"] = failed.loc[methods].to_numpy()
+    maps = stability.groupby("method", sort=False)
+    table["stability"] = table["method"].map(maps["map_spearman"].mean())
+    table["stable_share"] = table["method"].map(maps["stable"].mean())
+    if "recommended" in stacked:
+        recommended = stacked["recommended"].astype(str).str.lower().eq("true")
+        table["recommended_by_seeds"] = recommended.groupby(level=0, sort=False).sum().loc[methods].to_numpy()
+    return rank_methods(table)

@@ -179,7 +179,8 @@ def dataset_targets(ds):
         targets += model_targets(ds, model)
     for base in SEED_GROUPS.get(ds, {}):
         targets += [
-            f"{R}/{ds}/{base}/stability/stability.{ext}" for ext in ("tsv", "png")
+            f"{R}/{ds}/{base}/stability/{f}"
+            for f in ("stability.tsv", "stability.png", "ranking.tsv")
         ]
         if ds in SPATIAL_DATASETS:
             targets += [

@@ -133,6 +133,36 @@ rule stability:
         "../scripts/stability.py"
 
 
+# The methods of a model with seeds ranked once: the seeds' evaluations and the maps' stability.
+
+
+rule seed_ranking:
+    input:
+        summaries=lambda wc: seed_runs(wc, "evaluation/summary.tsv"),
+        stability=f"{R}/{{dataset}}/{{model}}/stability/stability.tsv",
+        code=stage_code("seed_ranking"),
+    output:
+        table=report(
+            f"{R}/{{dataset}}/{{model}}/stability/ranking.tsv",
+            caption="../report/seed_ranking.rst",
+            category="{dataset}",
+            subcategory="{model}: stability across seeds",
+            labels={
+                "dataset": "{dataset}",
+                "model": "{model}",
+                "figure": "methods ranked over the seeds",
+            },
+        ),
+    log:
+        f"{R}/{{dataset}}/{{model}}/logs/seed_ranking.log",
+    conda:
+        CONDA_ENV
+    params:
+        randomisation_threshold=config["evaluation"]["randomisation_threshold"],
+    script:
+        "../scripts/seed_ranking.py"
+
+
 # A tissue's concept maps averaged over the seeds of one model, drawn and scored.
 
 
