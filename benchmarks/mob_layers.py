@@ -1,7 +1,9 @@
 """Do the concept maps land on their layers? AUROC of every spot map against every annotated layer.
 
-Given the workflow's ``results/<dataset>/<model>/maps.h5ad`` (or any AnnData with spot maps
-in ``obs["csm_<concept>_<method>"]``) and a spot annotation, it prints, per map variant and
+Given the workflow's ``results/<dataset>/<model>/maps.h5ad``, a model with seeds'
+``<model>/stability/consensus_maps.h5ad`` (the seeds' maps averaged; no ``expr`` row, each
+seed explains its own genes) or any AnnData with spot maps in ``obs["csm_<concept>_<method>"]``
+listed like theirs, and a spot annotation, it prints, per map variant and
 method, a concept x layer table of AUROC: the per-spot map values of the spots in the layer
 against the annotated spots outside it (0.5: no better than chance; ties count half). Three
 variants of a map ``m``: ``signed`` (m), ``positive`` (max(m, 0)) and ``absolute`` (|m|).
@@ -66,10 +68,22 @@ def read_layers(adata, annotation: str | None, key: str | None) -> pd.Series:
 
 
 def concepts_and_methods(adata) -> tuple[list[str], list[str]]:
+    """The concepts and methods of a ``maps.h5ad`` (``uns["csm_concepts"]``) or of the consensus
+    stage's ``consensus_maps.h5ad`` (``uns["csm_consensus"]``)."""
     info = adata.uns.get("csm_concepts", {})
+    if not info and "csm_consensus" in adata.uns:
+        averaged = adata.uns["csm_consensus"]
+        return ([str(c) for c in np.atleast_1d(averaged["concepts"])],
+                [str(m) for m in np.atleast_1d(averaged["methods"])])
     concepts = list(info)
     methods = sorted({m for c in info.values() for m in np.atleast_1d(c.get("methods", []))})
     return concepts, methods
+
+
+def has_explained_genes(adata) -> bool:
+    """Whether the file lists each concept's explained genes (``maps.h5ad`` does; the seeds'
+    average does not: each seed explains its own genes)."""
+    return bool(adata.uns.get("csm_concepts"))
 
 
 def expected_layer(concept: str, layers: list[str], expect: dict[str, str]) -> str | None:
@@ -104,7 +118,7 @@ def layer_table(adata, labels: pd.Series, min_spots: int = 30, expect: dict | No
         own = expected_layer(concept, layers, expect)
         maps = {m: adata.obs[f"{MAP_PREFIX}{concept}_{m}"].to_numpy(np.float64) for m in methods
                 if f"{MAP_PREFIX}{concept}_{m}" in adata.obs}
-        if with_expression:
+        if with_expression and has_explained_genes(adata):
             maps["expr"] = expression_map(adata, concept)
         for method, values in maps.items():
             for variant, transform in VARIANTS.items():
@@ -174,6 +188,9 @@ def main(argv=None) -> None:
     adata = ad.read_h5ad(args.maps)
     labels = read_layers(adata, args.annotation, args.key)
     table = layer_table(adata, labels, args.min_spots, parse_expect(args.expect), args.method)
+    if table.empty:
+        raise SystemExit(f"{args.maps}: no concept maps (obs 'csm_<concept>_<method>' listed in uns "
+                         f"'csm_concepts' or 'csm_consensus'); give a maps.h5ad or consensus_maps.h5ad")
     sizes = labels[labels != ""].value_counts()
     print("layers: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
     print("AUROC of each map against each layer (rows: concepts); own layer marked * when ranked "
