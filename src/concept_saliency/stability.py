@@ -83,11 +83,12 @@ def rank_across_seeds(summaries: list[pd.DataFrame], stability: pd.DataFrame,
                       randomisation_threshold: float = 0.5) -> pd.DataFrame:
     """One row per method of a model trained with several seeds, ranked by :data:`SEED_RANKING_RULE`.
 
-    ``summaries``: each seed's ``evaluation/summary.tsv`` (the same methods; the ``random`` row
-    is left out); ``stability``: the model's ``stability.tsv``. Columns: the seeds' means of
-    ``deletion_auc``, ``insertion_auc``, ``faithfulness`` (and its lowest, ``faithfulness_min``),
-    ``localisation_auroc`` and ``randomised_spearman`` where the seeds have them;
-    ``randomisation_check`` on that mean and ``randomisation_failed_seeds``; ``stability`` (mean
+    ``summaries``: each seed's ``evaluation/summary.tsv`` as the evaluate stage writes it (the
+    same methods; the ``random`` row is left out); ``stability``: the model's ``stability.tsv``.
+    Columns: the seeds' means of ``deletion_auc``, ``insertion_auc``, ``faithfulness`` (and its
+    lowest, ``faithfulness_min``), ``localisation_auroc`` (where the seeds have it) and
+    ``randomised_spearman``; ``randomisation_check`` on that mean and
+    ``randomisation_failed_seeds``; ``stability`` (mean
     ``map_spearman``) and ``stable_share`` (the share of concepts flagged stable);
     ``recommended_by_seeds`` (how many seeds' own ranking recommends it); ``rank``, ``recommended``.
     """
@@ -97,24 +98,21 @@ def rank_across_seeds(summaries: list[pd.DataFrame], stability: pd.DataFrame,
     methods = list(rows[0].index)
     if any(sorted(r.index) != sorted(methods) for r in rows):
         raise ValueError("the seeds' evaluation tables do not rank the same methods")
-    stacked = pd.concat([r.loc[methods] for r in rows])
-    by_method = stacked.groupby(level=0, sort=False)
-    table = pd.DataFrame({"method": methods, "n_seeds": len(rows)})
-    for column in ("deletion_auc", "insertion_auc", "faithfulness", "localisation_auroc",
-                   "randomised_spearman"):
-        if column in stacked and stacked[column].notna().any():
-            table[column] = by_method[column].mean().loc[methods].to_numpy()
+    # grouped in the order of `methods` (the first seed's): every column below is in that order
+    by_method = pd.concat([r.loc[methods] for r in rows]).groupby(level=0, sort=False)
+    means = [c for c in ("deletion_auc", "insertion_auc", "faithfulness", "localisation_auroc",
+                         "randomised_spearman") if c in rows[0] and rows[0][c].notna().any()]
+    table = by_method[means].mean().rename_axis("method").reset_index()
+    table.insert(1, "n_seeds", len(rows))
     table.insert(table.columns.get_loc("faithfulness") + 1, "faithfulness_min",
-                 by_method["faithfulness"].min().loc[methods].to_numpy())
-    if "randomised_spearman" in table:
-        failed = stacked["randomisation_check"].eq("FAIL").groupby(level=0, sort=False).sum()
-        table["randomisation_check"] = np.where(table["randomised_spearman"] < randomisation_threshold,
-                                                "pass", "FAIL")
-        table["randomisation_failed_seeds"] = failed.loc[methods].to_numpy()
+                 by_method["faithfulness"].min().to_numpy())
+    table["randomisation_check"] = np.where(table["randomised_spearman"] < randomisation_threshold,
+                                            "pass", "FAIL")
+    table["randomisation_failed_seeds"] = by_method["randomisation_check"].agg(
+        lambda checks: int((checks == "FAIL").sum())).to_numpy()
     maps = stability.groupby("method", sort=False)
     table["stability"] = table["method"].map(maps["map_spearman"].mean())
     table["stable_share"] = table["method"].map(maps["stable"].mean())
-    if "recommended" in stacked:
-        recommended = stacked["recommended"].astype(str).str.lower().eq("true")
-        table["recommended_by_seeds"] = recommended.groupby(level=0, sort=False).sum().loc[methods].to_numpy()
+    table["recommended_by_seeds"] = by_method["recommended"].agg(
+        lambda flags: int(flags.astype(str).str.lower().eq("true").sum())).to_numpy()
     return rank_methods(table)

@@ -34,7 +34,7 @@ def seed_ranking(*, summaries: list, stability: str, table: str,
     order = ranked.sort_values("rank")
     log.info("ranking over %d seeds: %s (%s)", len(frames), ", ".join(order["method"]), SEED_RANKING_RULE)
     for _, r in order.iterrows():
-        log.info("%-22s faithfulness %.3f (lowest %.3f)  stability %.2f  recommended by %s of %d seeds",
+        log.info("%-22s faithfulness %.3f (lowest %.3f)  stability %.2f  recommended by %d of %d seeds",
                  r["method"], r["faithfulness"], r["faithfulness_min"], r["stability"],
-                 r.get("recommended_by_seeds", "-"), len(frames))
+                 r["recommended_by_seeds"], len(frames))
     return {"ranking": list(order["method"]), "ranking_rule": SEED_RANKING_RULE}
