@@ -148,16 +148,24 @@ def test_the_ranking_puts_methods_failing_the_randomisation_check_last_then_comb
         "localisation_auroc": [0.6, 0.95, 0.8, 0.99, 0.5],
         "randomisation_check": ["pass", "pass", "pass", "FAIL", None]})
     ranked = rank_methods(table).set_index("method")
-    # ranks over a-d (faithfulness d a c b, localisation d b c a): a, b and c tie at a mean of 3,
-    # so the more faithful first: a, c, b; then d, which failed
+    # ranks among the passing a-c (faithfulness a c b, localisation b c a): a, b and c tie at a
+    # mean of 2, so the more faithful first: a, c, b; then d, which failed
     assert list(ranked["rank"].dropna().sort_values().index) == ["a", "c", "b", "d"]
     assert ranked.loc["a", "recommended"] and not ranked.loc["d", "recommended"]
     without = rank_methods(table.drop(columns="localisation_auroc")).set_index("method")
     assert list(without["rank"].dropna().sort_values().index) == ["a", "c", "b", "d"]
-    # localisation counts: with c localising better (ranks d c b a) c leads, which faithfulness
+    # localisation counts: with c localising better (ranks c b a) c leads, which faithfulness
     # alone (a c b) would not give
     better = table.assign(localisation_auroc=[0.6, 0.95, 0.97, 0.99, 0.5])
     assert list(rank_methods(better).set_index("method")["rank"].dropna().sort_values().index) == \
         ["c", "a", "b", "d"]
     table.loc[1, "faithfulness"] = 0.95  # b now leads faithfulness and localisation
     assert rank_methods(table).set_index("method").loc["b", "rank"] == 1
+    # a failing method does not change the order of the others: f localises between q and p,
+    # which counted among all methods would give q a mean rank of 1.5 against p's 2
+    trio = pd.DataFrame({"method": ["p", "q", "f"], "faithfulness": [1.0, 0.8, 0.5],
+                         "localisation_auroc": [0.8, 0.9, 0.85],
+                         "randomisation_check": ["pass", "pass", "FAIL"]})
+    # p and q tie among themselves (1.5 each): the more faithful p first, with f or without
+    assert rank_methods(trio).set_index("method")["rank"].to_dict() == {"p": 1, "q": 2, "f": 3}
+    assert rank_methods(trio[trio["method"] != "f"]).set_index("method")["rank"].to_dict() == {"p": 1, "q": 2}

@@ -123,10 +123,11 @@ def test_the_methods_of_a_model_with_seeds_are_ranked_once_with_their_stability(
     assert ranked.loc["c", "randomisation_check"] == "FAIL" and ranked.loc["c", "randomisation_failed_seeds"] == 2
     assert ranked.loc["a", "stability"] == pytest.approx(0.8) and ranked.loc["b", "stable_share"] == 0
     assert ranked["recommended_by_seeds"].to_dict() == {"a": 0, "b": 2, "c": 1}
-    # faithfulness ranks c, b, a; localisation c, a, b; stability c, a, b: a before b, c last
+    # c fails and comes last; between a and b faithfulness ranks b, a; localisation and
+    # stability a, b: a first
     assert ranked["rank"].to_dict() == {"a": 1, "b": 2, "c": 3} and ranked["recommended"].to_dict() == {
         "a": True, "b": False, "c": False}
-    # without the stability the two tie (mean rank 2.5) and the more faithful b comes first
+    # without the stability the two tie (mean rank 1.5) and the more faithful b comes first
     assert rank_methods(ranked.drop(columns="stability").reset_index()).set_index("method")["recommended"]["b"]
     with pytest.raises(ValueError, match="at least two seeds"):
         rank_across_seeds(summaries[:1], stability)

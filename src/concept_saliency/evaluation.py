@@ -224,30 +224,38 @@ def evaluation_table(curves: dict[str, dict], randomisation: pd.DataFrame | None
 #: How :func:`rank_methods` orders the methods, as the report states it.
 RANKING_RULE = (
     "Methods whose maps fail the randomisation check (they do not depend on what the model "
-    "learned) come last. The others are ordered by the mean of their ranks in faithfulness "
-    "(insertion AUC minus deletion AUC: the map orders features by their effect on the concept "
-    "score) and, where the data know regions, localisation (the AUROC of each concept's map for "
-    "its own region: of the map's magnitude on images, whose pixels take the sign of the local "
-    "contrast, of the signed map on tissue) and, over the seeds of a model trained several times, "
-    "stability (the rank correlation of the same samples' maps across the seeds); ties go to the "
-    "more faithful. The first is recommended.")
+    "learned) come last. The others are ordered by the mean of their ranks among themselves in "
+    "faithfulness (insertion AUC minus deletion AUC: the map orders features by their effect on "
+    "the concept score) and, where the data know regions, localisation (the AUROC of each "
+    "concept's map for its own region: of the map's magnitude on images, whose pixels take the "
+    "sign of the local contrast, of the signed map on tissue) and, over the seeds of a model "
+    "trained several times, stability (the rank correlation of the same samples' maps across the "
+    "seeds); the failing methods follow, ordered alike among themselves; ties go to the more "
+    "faithful. The first is recommended.")
+
+
+def _mean_rank(table: pd.DataFrame) -> pd.Series:
+    """The mean over the criteria of each row's rank (1 = best) among the rows of ``table``."""
+    scores = [table["faithfulness"].rank(ascending=False)]
+    for criterion in ("localisation_auroc", "stability"):
+        if criterion in table and table[criterion].notna().any():
+            scores.append(table[criterion].rank(ascending=False, na_option="bottom"))
+    return pd.concat(scores, axis=1).mean(axis=1)
 
 
 def rank_methods(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with ``rank`` (1 = best) and ``recommended`` by :data:`RANKING_RULE`; the random
     map is not ranked. ``faithfulness`` is always ranked, ``localisation_auroc`` and ``stability``
-    where the table has them (a method without a value ranks last in that column)."""
+    where the table has them (a method without a value ranks last in that column). Methods that
+    pass the randomisation check are ranked among themselves, so a failing method never changes
+    their order."""
     table = table.copy()
-    methods = table["method"] != "random"
-    scores = [table.loc[methods, "faithfulness"].rank(ascending=False)]
-    for criterion in ("localisation_auroc", "stability"):
-        if criterion in table and table.loc[methods, criterion].notna().any():
-            scores.append(table.loc[methods, criterion].rank(ascending=False, na_option="bottom"))
-    mean_rank = pd.concat(scores, axis=1).mean(axis=1)
-    failed = (table.loc[methods, "randomisation_check"] == "FAIL") if "randomisation_check" in table \
-        else pd.Series(False, index=mean_rank.index)
+    methods = table[table["method"] != "random"]
+    failed = (methods["randomisation_check"] == "FAIL") if "randomisation_check" in methods \
+        else pd.Series(False, index=methods.index)
+    mean_rank = pd.concat([_mean_rank(methods[~failed]), _mean_rank(methods[failed])])
     order = pd.DataFrame({"failed": failed.astype(int), "mean_rank": mean_rank,
-                          "faithfulness": -table.loc[methods, "faithfulness"]}).sort_values(
+                          "faithfulness": -methods["faithfulness"]}).sort_values(
         ["failed", "mean_rank", "faithfulness"], kind="stable")
     table["rank"] = pd.Series(pd.NA, index=table.index, dtype="Int64")
     table.loc[order.index, "rank"] = np.arange(1, len(order) + 1)
