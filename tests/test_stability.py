@@ -217,6 +217,7 @@ def test_a_tissue_model_with_seeds_gets_its_concept_maps_averaged_drawn_and_scor
         "results": "results", "seed": 0,
         "saliency": {"methods": {m: {} for m in methods}},
         "evaluation": {"randomisation_samples": 2, "curve_steps": 4, "stability_samples": 2},
+        "threads": {"train": 1, "saliency": 1},  # the two seeds' jobs side by side on 2 cores
         "datasets": {"tissue": {
             "type": "spatial",
             "source": {"synthetic_tissue": {"n_layers": 3, "genes_per_layer": 30, "n_housekeeping": 20,
