@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import tiny_encoder
+from helpers import REPO, tiny_encoder
 
 from concept_saliency.evaluation import (
+    RANKING_RULE,
     curve_auc,
     evaluation_table,
     randomisation_check,
@@ -169,3 +170,8 @@ def test_the_ranking_puts_methods_failing_the_randomisation_check_last_then_comb
     # p and q tie among themselves (1.5 each): the more faithful p first, with f or without
     assert rank_methods(trio).set_index("method")["rank"].to_dict() == {"p": 1, "q": 2, "f": 3}
     assert rank_methods(trio[trio["method"] != "f"]).set_index("method")["rank"].to_dict() == {"p": 1, "q": 2}
+
+
+def test_the_report_states_the_ranking_rule_the_code_applies():
+    caption = " ".join((REPO / "workflow/report/evaluation.rst").read_text().split())
+    assert RANKING_RULE in caption

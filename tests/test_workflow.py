@@ -16,6 +16,8 @@ import yaml
 
 from workflow_run import copy_workflow, planned_jobs, snakemake
 
+from concept_saliency.evaluation import RANKING_RULE
+
 pytestmark = pytest.mark.workflow
 
 
@@ -115,6 +117,8 @@ def test_report_holds_every_figure_with_captions(demo):
         assert name in html, name
     assert '"shapes"' in html and '"tissue"' in html  # categories
     assert "Concept saliency maps for concept" in html  # a rendered caption
+    # the ranking rule the evaluate stage applies, in full (the captions are stored with \n)
+    assert RANKING_RULE in " ".join(html.replace("\\n", " ").split())
     assert "data:image/png;" in html
 
 
