@@ -56,7 +56,7 @@ def auroc(values: np.ndarray, positive: np.ndarray) -> float:
 def read_layers(adata, annotation: str | None, key: str | None) -> pd.Series:
     """The layer of every spot ('' where unannotated), from a TSV or an obs column."""
     if annotation:
-        from concept_saliency.data.st_counts import read_spot_annotation
+        from concept_saliency.data.spot_annotation import read_spot_annotation
 
         labels = read_spot_annotation(annotation, list(adata.obs_names))
     else:

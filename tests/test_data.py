@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from concept_saliency.data import grid, spatial, st_counts
+from concept_saliency.data import grid, spatial, spot_annotation, st_counts
 from concept_saliency.data.images import pack_image_folder
 from concept_saliency.data.label_table import read_label_table
 from concept_saliency.data.samples import VALIDATION, SampleStore, assign_split
@@ -183,7 +183,7 @@ def test_st_counts_to_anndata_normalisation_and_grid_round_trip(tmp_path):
     # spot -> pixel -> spot gives back every spot's value
     np.testing.assert_allclose(grid.pixels_to_spots(images, index), x.T)
     assert images.sum() == pytest.approx(x.sum(), rel=1e-5)
-    regions = st_counts.read_spot_annotation(tmp_path / "spots.tsv", list(adata.obs_names))
+    regions = spot_annotation.read_spot_annotation(tmp_path / "spots.tsv", list(adata.obs_names))
     assert set(regions) == {"layer1", "layer2", "layer3", "layer4"}
 
 

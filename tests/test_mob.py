@@ -17,7 +17,7 @@ from helpers import REPO
 from http_server import LoopbackServer
 
 from concept_saliency.config import concept_names, validate_config
-from concept_saliency.data import grid, spatial, st_counts
+from concept_saliency.data import grid, spatial, spot_annotation, st_counts
 from concept_saliency.data.synthetic import make_layered_tissue, write_tissue
 from concept_saliency.errors import ConfigError, InputDataError
 from concept_saliency.genes import GeneIndex, r_make_names, region_markers
@@ -370,7 +370,7 @@ def test_layer_annotation_of_replicate_11_covers_its_spots_with_the_known_marker
     each layer's top marker genes (as a region concept would take them) hold a known marker."""
     path, counts = mob_counts
     adata = spatial.counts_to_anndata(counts, "Rep11")
-    regions = st_counts.read_spot_annotation(REPO / "tests" / "data" / "mob_rep11_layers.tsv",
+    regions = spot_annotation.read_spot_annotation(REPO / "tests" / "data" / "mob_rep11_layers.tsv",
                                              list(adata.obs_names))
     kept = counts.sum(axis=1).to_numpy() >= 100
     assert all(r for r, k in zip(regions, kept) if k) and not any(r for r, k in zip(regions, kept) if not k)

@@ -6,8 +6,9 @@
   ``normalisation.duplicate_genes``), an empty name refused, each problem named by line,
   spot and gene;
 - :func:`read_transformation`: the 3x3 alignment matrix from array positions to the pixels
-  of the H&E image (:func:`read_image`);
-- :func:`read_spot_annotation`: a TSV of spot and region.
+  of the H&E image (:func:`read_image`).
+
+A spot annotation is read by :mod:`.spot_annotation`.
 """
 
 from __future__ import annotations
@@ -313,56 +314,3 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError) as exc:
         raise InputDataError(f"{path}: cannot read the image ({exc})") from None
-
-
-def read_spot_annotation(path: str | os.PathLike, spots: list[str]) -> list[str]:
-    """A TSV (spot, region; a header line is optional; comma-separated when the name ends in
-    ``.csv``, as Space Ranger's ``clusters.csv``) -> the region of each spot in ``spots``
-    ('' where unannotated). Spots are matched by name (a Visium barcode), or by their ``XxY`` position.
-
-    Refused: no spot of the annotation among ``spots``, and a spot given twice (by name or
-    position) with two different regions (the same region twice is accepted)."""
-    import pandas as pd
-
-    try:
-        sep = "," if Path(path).suffix.lower() == ".csv" else "\t"
-        table = pd.read_csv(path, sep=sep, dtype=str, header=None, comment=None).fillna("")
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputDataError(f"{path}: cannot read the spot annotation ({exc})") from None
-    if table.shape[1] < 2:
-        raise InputDataError(f"{path}: expected two {'comma' if sep == ',' else 'tab'}-separated columns: "
-                             f"spot, region")
-    names = table.iloc[:, 0].str.strip()
-    regions = table.iloc[:, 1].str.strip()
-    lines = np.arange(1, len(table) + 1)
-
-    def position(name):
-        m = _SPOT.match(name)
-        return (round(float(m.group(1)), 2), round(float(m.group(2)), 2)) if m else None
-
-    known = set(spots)
-    if names.iloc[0] not in known and position(names.iloc[0]) is None:
-        names, regions, lines = names.iloc[1:], regions.iloc[1:], lines[1:]  # a header line
-    by_name: dict[str, str] = {}
-    by_pos: dict[tuple, str] = {}
-    first_line: dict[object, tuple[int, str]] = {}  # name or position -> (line, spot) where first given
-    for name, region, line in zip(names, regions, lines):
-        for table_, key in ((by_name, name), (by_pos, position(name))):
-            if key is None:
-                continue
-            if key in table_ and table_[key] != region:
-                earlier_line, earlier_name = first_line[key]
-                same = "the same spot" if earlier_name == name else f"spot '{earlier_name}' (the same position)"
-                raise InputDataError(f"{path}: line {line} gives spot '{name}' region '{region}', line "
-                                     f"{earlier_line} gave {same} region '{table_[key]}'; give every "
-                                     f"spot one region")
-            table_.setdefault(key, region)
-            first_line.setdefault(key, (int(line), name))
-    out = [by_name.get(s, by_pos.get(position(s), "")) for s in spots]
-    n_found = sum(1 for r in out if r)
-    if n_found == 0:
-        raise InputDataError(f"{path}: none of its {len(names)} spots (e.g. '{names.iloc[0]}') is a "
-                             f"spot of the count matrix (e.g. '{spots[0]}')")
-    log.info("%s: %d of %d spots annotated with %d regions", path, n_found, len(spots),
-             len({r for r in out if r}))
-    return out

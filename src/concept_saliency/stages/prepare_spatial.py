@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ..data import spatial, st_counts, visium
+from ..data import spatial, spot_annotation, st_counts, visium
 from ..data.grid import MAX_GRID, genes_to_images, grid_extent, grid_index, write_grid
 from ..data.samples import assign_split, write_samples
 from ..errors import InputDataError
@@ -62,7 +62,7 @@ def prepare_spatial(*, samples: str, anndata: str, grid: str, normalisation: dic
         adata = spatial.counts_to_anndata(raw, library_id, alignment, picture)
         log.info("read %d spots x %d genes from %s", *raw.shape, counts)
     if annotation:
-        adata.obs["region"] = st_counts.read_spot_annotation(annotation, list(adata.obs_names))
+        adata.obs["region"] = spot_annotation.read_spot_annotation(annotation, list(adata.obs_names))
         adata.uns["csm_region_key"] = "region"
     adata, removed = spatial.normalise(adata, normalisation.get("method", "scale"),
                                        int(normalisation.get("min_spots", 1)),

@@ -1,0 +1,177 @@
+"""Spot annotations: the region (layer, cluster, domain) each spot of a spatial dataset lies in.
+
+An annotation is a small table, spot and region, from wherever people keep one: a TSV written
+by hand or by pandas, Space Ranger's ``clusters.csv`` and Loupe Browser's exports (``.csv``),
+an R ``write.table`` (quoted, its header one field short because the row names have none).
+
+- :func:`read_annotation_table`: its rows, as written (a header line is optional);
+- :func:`annotated_regions`: region -> rows, read before the count matrix is (the workflow's
+  ``regions: all`` decides its concepts from it when it builds the DAG);
+- :func:`read_spot_annotation`: the region of each spot of the data. Spots match by name (a
+  Visium barcode), by their ``XxY`` position (R's ``X`` prefix allowed: ``X16.92x9.015``), or,
+  where the annotation gives whole array positions (``17x9``) and the data the positions the
+  ST pipeline measured (``16.92x9.015``), by the nearest whole position when no two spots
+  share it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputDataError
+
+log = logging.getLogger(__name__)
+
+#: a spot named by its array position, ``XxY``, with R's ``X`` prefix of a mangled name allowed
+_POSITION = re.compile(r"^X?(-?\d+(?:\.\d+)?)x(-?\d+(?:\.\d+)?)$")
+
+#: region values that mean "not annotated" (pandas' and R's missing values)
+MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "NAN", "<NA>", "#N/A", "null", "NULL", "None", "n/a"})
+
+#: header names of a region column (lower case), looked for when a table has more than two columns
+REGION_HEADERS = ("region", "layer", "ground_truth", "annotation", "cluster", "domain", "label")
+
+#: first-field header names of a spot column (lower case), to tell a header line from a spot
+SPOT_HEADERS = frozenset({"spot", "spots", "barcode", "barcodes", "spot_id", "id", "name", "cell", "voxel", ""})
+
+
+@dataclass
+class AnnotationTable:
+    path: str
+    names: list[str]    # spot as written
+    regions: list[str]  # '' where not annotated
+    lines: list[int]    # 1-based line of each row in the file
+    region_column: int  # 1-based column the regions were read from
+
+
+def _sep(path: Path) -> str:
+    return "," if path.suffix.lower() == ".csv" else "\t"
+
+
+def _position(name: str) -> tuple[float, float] | None:
+    m = _POSITION.match(name)
+    return (float(m.group(1)), float(m.group(2))) if m else None
+
+
+def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = None) -> AnnotationTable:
+    """The rows of a spot annotation: comma-separated when the name ends in ``.csv``, else
+    tab-separated; quotes as csv writes them; a header line optional. It is a header when it
+    is one field short of the next line (R's ``write.table``), or when its first field is
+    neither a spot of ``spots`` (when given) nor a position and names a spot column
+    (``spot``, ``barcode``, empty, ...), or (``spots`` given) is no spot of them at all.
+
+    The spot is the first column; the region the second, or, when a header names more than two
+    columns, the first of them called ``region``, ``layer``, ``ground_truth``, ``annotation``,
+    ``cluster``, ``domain`` or ``label`` (any case). Refused: an unreadable file, a line with
+    fewer than two fields."""
+    path = Path(path)
+    sep = _sep(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"{path}: cannot read the spot annotation ({exc})") from None
+    try:
+        rows = [(k + 1, [f.strip() for f in r]) for k, r in enumerate(csv.reader(io.StringIO(text), delimiter=sep))]
+    except csv.Error as exc:
+        raise InputDataError(f"{path}: cannot read the spot annotation ({exc})") from None
+    rows = [(line, r) for line, r in rows if any(r)]
+    if not rows:
+        raise InputDataError(f"{path}: the spot annotation is empty")
+    known = set(spots or ())
+    first = rows[0][1]
+    short = len(rows) > 1 and len(first) == len(rows[1][1]) - 1
+    name = first[0]
+    if short:
+        header = [""] + first  # R: no field for the row names
+    elif name in known or _position(name) is not None:
+        header = None
+    elif name.lower() in SPOT_HEADERS or spots is not None:
+        header = first
+    else:
+        header = None
+    body = rows[1:] if header is not None else rows
+    column = 1
+    if header is not None and len(header) > 2:
+        lower = [h.lower() for h in header]
+        column = next((lower.index(h) for h in REGION_HEADERS if h in lower[1:]), 1)
+    tab = "comma" if sep == "," else "tab"
+    names, regions, lines = [], [], []
+    for line, r in body:
+        if len(r) <= column:
+            raise InputDataError(f"{path}: line {line} has {len(r)} field(s); expected {tab}-separated "
+                                 f"columns: spot, region")
+        region = r[column]
+        names.append(r[0])
+        regions.append("" if region in MISSING else region)
+        lines.append(line)
+    if column != 1:
+        log.info("%s: regions read from column %d ('%s')", path, column + 1, header[column])
+    return AnnotationTable(str(path), names, regions, lines, column + 1)
+
+
+def annotated_regions(path: str | os.PathLike) -> dict[str, int]:
+    """Region -> how many rows of the annotation give it (unannotated rows left out), in the
+    order the regions first appear."""
+    table = read_annotation_table(path)
+    return dict(Counter(r for r in table.regions if r))
+
+
+def read_spot_annotation(path: str | os.PathLike, spots: list[str]) -> list[str]:
+    """The region of each spot of ``spots`` (``''`` where the annotation does not give one).
+
+    Refused: no spot of the annotation among ``spots``, and two lines giving one spot (by
+    name or position) two different regions (the same region twice is accepted; a line
+    without a region says nothing)."""
+    table = read_annotation_table(path, spots)
+    by_name = {s: i for i, s in enumerate(spots)}
+    positions = [_position(s.strip()) for s in spots]
+    by_position = {(round(p[0], 2), round(p[1], 2)): i for i, p in enumerate(positions) if p}
+    whole = Counter((round(p[0]), round(p[1])) for p in positions if p)
+    by_whole = {(round(p[0]), round(p[1])): i for i, p in enumerate(positions)
+                if p and whole[(round(p[0]), round(p[1]))] == 1}
+
+    def spot_of(name: str) -> tuple[int | None, bool]:
+        """The spot a name gives, and whether it took the nearest whole position to find it."""
+        if name in by_name:
+            return by_name[name], False
+        p = _position(name)
+        if p is None:
+            return None, False
+        i = by_position.get((round(p[0], 2), round(p[1], 2)))
+        if i is None and p[0].is_integer() and p[1].is_integer():
+            i = by_whole.get((int(p[0]), int(p[1])))
+            return i, i is not None
+        return i, False
+
+    given: dict[int, tuple[str, int, str]] = {}  # spot -> (region, line, name as written)
+    n_whole = 0
+    for name, region, line in zip(table.names, table.regions, table.lines):
+        i, nearest = spot_of(name)
+        if i is None or not region:
+            continue
+        if i in given and given[i][0] != region:
+            earlier_region, earlier_line, earlier_name = given[i]
+            same = "the same spot" if earlier_name == name else f"spot '{earlier_name}' (the same position)"
+            raise InputDataError(f"{path}: line {line} gives spot '{name}' region '{region}', line "
+                                 f"{earlier_line} gave {same} region '{earlier_region}'; give every "
+                                 f"spot one region")
+        if i not in given:
+            n_whole += nearest
+            given[i] = (region, line, name)
+    if not given:
+        example = next((n for n, r in zip(table.names, table.regions) if r), table.names[0] if table.names else "")
+        raise InputDataError(f"{path}: none of its {len(table.names)} spots (e.g. '{example}') is a "
+                             f"spot of the count matrix (e.g. '{spots[0]}')")
+    if n_whole:
+        log.info("%s: %d spots matched by their nearest whole array position", path, n_whole)
+    out = [given[i][0] if i in given else "" for i in range(len(spots))]
+    log.info("%s: %d of %d spots annotated with %d regions", path, len(given), len(spots),
+             len({r for r in out if r}))
+    return out

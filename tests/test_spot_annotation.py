@@ -1,0 +1,101 @@
+"""Spot annotations as people write them: every form must give each spot its region, or say why not.
+
+The reference is the layer annotation of MOB replicate 11 in tests/data (real spot names, five
+layers); each test writes it in another form and reads it back against the same spots.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from concept_saliency.data.spot_annotation import annotated_regions, read_spot_annotation
+from concept_saliency.errors import InputDataError
+from helpers import REPO
+
+LAYERS = REPO / "tests" / "data" / "mob_rep11_layers.tsv"
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[list[str], list[str]]:
+    rows = [line.split("\t") for line in LAYERS.read_text().splitlines()[1:]]
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def round_trip(tmp_path, name: str, text: str, spots: list[str]) -> list[str]:
+    path = tmp_path / name
+    path.write_text(text)
+    return read_spot_annotation(path, spots)
+
+
+def test_the_reference_reads_as_written(reference):
+    spots, regions = reference
+    assert read_spot_annotation(LAYERS, spots) == regions
+    assert annotated_regions(LAYERS) == {"GL": 45, "MCL": 49, "OPL": 52, "GCL": 68, "ONL": 46}
+
+
+def test_r_write_table_quoted_with_a_header_one_field_short(reference, tmp_path):
+    # write.table(data.frame(layer = ...), sep = "\t"): row names have no header field
+    spots, regions = reference
+    text = '"layer"\n' + "".join(f'"{s}"\t"{r}"\n' for s, r in zip(spots, regions))
+    assert round_trip(tmp_path, "layers.tsv", text, spots) == regions
+    path = tmp_path / "layers.tsv"
+    assert annotated_regions(path) == annotated_regions(LAYERS)
+
+
+def test_r_write_csv_with_row_names_and_long_labels(reference, tmp_path):
+    # write.csv(...): header "","layer"; labels as MERINGUE writes the bulb's layers
+    spots, regions = reference
+    long = {"GCL": "1: Granular Cell Layer", "MCL": "2: Mitral Cell Layer", "OPL": "3: Outer Plexiform Layer",
+            "GL": "4: Glomerular Layer", "ONL": "5: Olfactory Nerve Layer"}
+    text = '"","layer"\n' + "".join(f'"{s}","{long[r]}"\n' for s, r in zip(spots, regions))
+    assert round_trip(tmp_path, "layers.csv", text, spots) == [long[r] for r in regions]
+
+
+def test_spot_names_mangled_by_r_and_a_byte_order_mark(reference, tmp_path):
+    spots, regions = reference
+    text = "\ufeffspot\tregion\n" + "".join(f"X{s}\t{r}\n" for s, r in zip(spots, regions))
+    assert round_trip(tmp_path, "layers.tsv", text, spots) == regions
+
+
+def test_whole_array_positions_match_the_measured_ones(reference, tmp_path):
+    # an annotation on the array's nominal positions (17x9) of spots measured at 16.92x9.015
+    spots, regions = reference
+    whole = [f"{round(float(s.split('x')[0]))}x{round(float(s.split('x')[1]))}" for s in spots]
+    assert whole != spots and len(set(whole)) == len(whole)
+    text = "".join(f"{w}\t{r}\n" for w, r in zip(whole, regions))
+    assert round_trip(tmp_path, "layers.tsv", text, spots) == regions
+    # two spots of the data nearest one whole position: that position names neither
+    crowded = ["1.1x1.0", "0.9x1.0", "3.0x3.0"]
+    assert round_trip(tmp_path, "few.tsv", "1x1\tA\n3x3\tB\n", crowded) == ["", "", "B"]
+
+
+def test_a_region_column_named_in_a_wider_table(reference, tmp_path):
+    spots, regions = reference
+    text = "barcode,x,y,Layer,n_counts\n" + "".join(
+        f"{s},{s.split('x')[0]},{s.split('x')[1]},{r},100\n" for s, r in zip(spots, regions))
+    assert round_trip(tmp_path, "layers.csv", text, spots) == regions
+
+
+def test_missing_values_leave_a_spot_unannotated(reference, tmp_path):
+    spots, regions = reference
+    gaps = {0: "NA", 1: "", 2: "nan"}
+    text = "spot\tregion\n" + "".join(f"{s}\t{gaps.get(k, r)}\n" for k, (s, r) in enumerate(zip(spots, regions)))
+    got = round_trip(tmp_path, "layers.tsv", text, spots)
+    assert got[:3] == ["", "", ""] and got[3:] == regions[3:]
+    # a line without a region says nothing, even about a spot another line annotates
+    text += f"{spots[5]}\tNA\n"
+    assert round_trip(tmp_path, "layers.tsv", text, spots)[5] == regions[5]
+
+
+def test_annotations_that_cannot_be_read_say_where(reference, tmp_path):
+    spots, regions = reference
+    with pytest.raises(InputDataError, match=r"short.tsv: line 3 has 1 field\(s\); expected tab-separated"):
+        round_trip(tmp_path, "short.tsv", f"{spots[0]}\tGCL\n{spots[1]}\tGCL\n{spots[2]}\n", spots)
+    with pytest.raises(InputDataError, match="empty.tsv: the spot annotation is empty"):
+        round_trip(tmp_path, "empty.tsv", "\n\n", spots)
+    with pytest.raises(InputDataError, match=r"none of its 2 spots \(e.g. '99x99'\)"):
+        round_trip(tmp_path, "other.tsv", "99x99\tA\n98x98\tB\n", spots)
+    whole = f"{round(float(spots[4].split('x')[0]))}x{round(float(spots[4].split('x')[1]))}"
+    with pytest.raises(InputDataError, match=f"line 2 gives spot '{whole}' region 'B', line 1 gave "
+                                             f"spot '{spots[4]}' \\(the same position\\) region 'A'"):
+        round_trip(tmp_path, "twice.tsv", f"{spots[4]}\tA\n{whole}\tB\n", spots)
