@@ -97,3 +97,83 @@ def test_concept_names_expand_all_and_check_attributes(tmp_path):
         concept_names("mine", ds)
     ds["concepts"]["attributes"] = "all"
     assert concept_names("mine", copy.deepcopy(ds)) == ["Smiling", "Male"]
+
+
+# ------------------------------------------------------------------ regions: all
+
+
+def tissue_config(source: dict, regions="all", **concepts) -> dict:
+    config = demo_config()
+    tissue = config["datasets"]["tissue"]
+    tissue["source"] = source
+    tissue["concepts"] = {"regions": regions, **concepts}
+    return config
+
+
+def test_region_concept_names_from_any_labels():
+    from concept_saliency.config import region_concept_names
+
+    assert region_concept_names(["GCL", "MCL"]) == {"gcl": "GCL", "mcl": "MCL"}
+    assert region_concept_names(["1: Granular Cell Layer", "L2/3", "3", " ?"]) == {
+        "1_granular_cell_layer": "1: Granular Cell Layer", "l2_3": "L2/3", "3": "3", "region": " ?"}
+    # two labels one name, and a name another concept has
+    assert region_concept_names(["GCL", "gcl", "Penk"], taken={"penk"}) == {
+        "gcl": "GCL", "gcl_2": "gcl", "region_penk": "Penk"}
+
+
+def test_regions_all_makes_a_concept_of_every_annotated_region(tmp_path):
+    # the MOB layers as MERINGUE names them, one layer under 10 spots, R's write.csv header
+    layers = {"1: Granular Cell Layer": 12, "2: Mitral Cell Layer": 10, "6: Rostral Migratory Stream": 9}
+    rows = [f'"{k}x{n}","{layer}"' for n, (layer, count) in enumerate(layers.items()) for k in range(count)]
+    annotation = tmp_path / "layers.csv"
+    annotation.write_text('"","layer"\n' + "\n".join(rows) + "\n")
+    source = {"st_counts": {"counts": str(tmp_path / "counts.tsv"), "annotation": str(annotation)}}
+    config = validate_config(tissue_config(source, seed_genes={"region": "Penk"}), SCHEMA)
+    tissue = config["datasets"]["tissue"]
+    assert tissue["concepts"]["regions"] == {"1_granular_cell_layer": "1: Granular Cell Layer",
+                                             "2_mitral_cell_layer": "2: Mitral Cell Layer"}
+    assert concept_names("tissue", tissue) == ["region", "1_granular_cell_layer", "2_mitral_cell_layer"]
+    # the synthetic tissue: its layers
+    config = validate_config(tissue_config({"synthetic_tissue": {"n_layers": 3}}), SCHEMA)
+    assert config["datasets"]["tissue"]["concepts"]["regions"] == {f"layer{k}": f"layer{k}" for k in (1, 2, 3)}
+
+
+def test_regions_all_from_an_h5ad_column_read_before_the_run(tmp_path):
+    import anndata as ad
+    import numpy as np
+
+    a = ad.AnnData(X=np.ones((30, 2), dtype=np.float32))
+    a.obs["domain"] = np.repeat(["cortex", "medulla", "pelvis"], [14, 11, 5])
+    a.obs.loc[a.obs_names[:2], "domain"] = None  # unannotated: 12 cortex spots left
+    a.write_h5ad(tmp_path / "kidney.h5ad")
+    source = {"anndata": {"path": str(tmp_path / "kidney.h5ad"), "region_key": "domain"}}
+    config = validate_config(tissue_config(source), SCHEMA)
+    assert config["datasets"]["tissue"]["concepts"]["regions"] == {"cortex": "cortex", "medulla": "medulla"}
+    source["anndata"]["region_key"] = "layer"
+    with pytest.raises(ConfigError, match="kidney.h5ad has no obs column 'layer'"):
+        validate_config(tissue_config(source), SCHEMA)
+
+
+@pytest.mark.parametrize("source, message", [
+    ({"st_counts": {"counts": "c.tsv"}}, "this source has no annotation: give the source's annotation"),
+    ({"anndata": {"path": "https://example.org/a.h5ad", "region_key": "layer"}},
+     "https://example.org/a.h5ad is not a file here; name the regions instead"),
+    ({"st_counts": {"counts": "c.tsv", "annotation": "missing.tsv"}}, "missing.tsv: cannot read the spot annotation"),
+])
+def test_regions_all_without_an_annotation_to_read_says_what_to_do(source, message):
+    with pytest.raises(ConfigError, match=f"config key 'datasets.tissue.concepts.regions': .*{message}"):
+        validate_config(tissue_config(source), SCHEMA)
+
+
+def test_regions_all_with_no_region_large_enough(tmp_path):
+    annotation = tmp_path / "few.tsv"
+    annotation.write_text("1x1\tA\n2x2\tA\n3x3\tB\n")
+    source = {"st_counts": {"counts": "c.tsv", "annotation": str(annotation)}}
+    with pytest.raises(ConfigError, match=r"no region of the annotation has 10 annotated spots \(A: 2, B: 1\)"):
+        validate_config(tissue_config(source), SCHEMA)
+    with pytest.raises(ConfigError, match="'datasets.tissue.concepts.regions': 'every' is none of the forms "
+                                          "this key takes: concept name -> annotated region"):
+        validate_config(tissue_config(source, regions="every"), SCHEMA)
+    with pytest.raises(ConfigError, match="'datasets.tissue.concepts.regions.x': 3 is none of the forms this "
+                                          "key takes: a region of the annotation, or"):
+        validate_config(tissue_config(source, regions={"x": 3}), SCHEMA)

@@ -433,8 +433,10 @@ def test_mob_config_is_valid_and_names_its_concepts():
     assert mob["models"]["paper"] == {"preset": "paper-mob", "epochs": 60, "batch_size": 64,
                                       "seeds": [0, 1, 2], "learning_rate": None, "latent_output": None,
                                       "precision": "float32"}
+    # regions: all, made explicit from the annotation when the config is read
+    assert mob["concepts"]["regions"] == {"gcl": "GCL", "gl": "GL", "mcl": "MCL", "onl": "ONL", "opl": "OPL"}
     assert concept_names("mob", mob) == ["penk", "doc2g", "kctd12", "mitral_markers",
-                                         "gcl", "mcl", "opl", "gl", "onl"]
+                                         "gcl", "gl", "mcl", "onl", "opl"]
     assert (REPO / mob["source"]["st_counts"]["annotation"]).is_file()
     assert mob["source"]["st_counts"]["counts"]["checksum"] == f"sha256:{MOB_SHA256}"
     files = source_files("mob", mob, "results")
@@ -475,9 +477,12 @@ def mob_run(tmp_path_factory, mob_counts):
     www = work / "www"
     www.mkdir()
     shutil.copy(path, www / MOB)
+    # the annotation as R writes it (write.csv with row names: header "","layer"; quoted), on the
+    # array's whole positions (17x9 for the spot measured at 16.92x9.015), with long labels
     penk = counts["Penk"]
-    pd.DataFrame({"spot": counts.index, "region": np.where(penk > penk.median(), "penk_high", "rest")}) \
-        .to_csv(work / "regions.tsv", sep="\t", index=False)
+    layer = np.where(penk > penk.median(), "1: Penk high", "2: Rest")
+    whole = [f"{round(float(s.split('x')[0]))}x{round(float(s.split('x')[1]))}" for s in counts.index]
+    (work / "regions.csv").write_text('"","layer"\n' + "".join(f'"{s}","{r}"\n' for s, r in zip(whole, layer)))
     config = yaml.safe_load((work / "config" / "mob.yaml").read_text())
     config["saliency"]["methods"] = {"vanilla_gradient": {}}
     mob = config["datasets"]["mob"]
@@ -487,11 +492,11 @@ def mob_run(tmp_path_factory, mob_counts):
     mob["explain"]["top_k"] = 3
     mob["concepts"] = {"seed_genes": {"penk": {"gene": "Penk", "n_genes": 30}},
                        "gene_sets": {"mangled": ["2010300C02Rik", "Slc17a7", "Cdhr1"]},
-                       "regions": {"penk_region": "penk_high"}, "n_markers": 25}
+                       "regions": "all", "n_markers": 25}  # one concept per region
     with LoopbackServer(www) as server:
         server.behaviour = "drop"
         mob["source"]["st_counts"]["counts"]["url"] = f"{server.url}/{MOB}"
-        mob["source"]["st_counts"]["annotation"] = str(work / "regions.tsv")
+        mob["source"]["st_counts"]["annotation"] = str(work / "regions.csv")
         (work / "reduced.yaml").write_text(yaml.safe_dump(config))
         done = snakemake(work, "--cores", "2", "--configfile", "reduced.yaml", timeout=900)
         requests = list(server.requests)
@@ -523,13 +528,14 @@ def test_reduced_mob_run_tables_and_maps_on_the_spots(mob_run):
     assert len(penk) == 30 and penk["gene"].iloc[0] == "Penk" and penk["r"].iloc[0] == pytest.approx(1)
     assert penk["r"].is_monotonic_decreasing and penk["p"].iloc[1:].between(0, 1).all()
     assert list(groups.loc[groups["concept"] == "mangled", "gene"]) == ["X2010300C02Rik", "Slc17a7", "Cdhr1"]
-    region = groups[groups["concept"] == "penk_region"]
+    assert set(groups.loc[groups["kind"] == "region", "concept"]) == {"1_penk_high", "2_rest"}
+    region = groups[groups["concept"] == "1_penk_high"]
     assert len(region) == 25 and "Penk" in set(region["gene"].head(10))
     assert (region["logfoldchange"] > 0).all()
 
     tissue = ad.read_h5ad(results / "paper" / "maps.h5ad")
     assert tissue.uns["csm_format"] == "csm.spatial-maps" and tissue.n_obs == 260
-    for concept in ("penk", "mangled", "penk_region"):
+    for concept in ("penk", "mangled", "1_penk_high"):
         for what in ("vanilla_gradient", "decoded"):
             values = tissue.obs[f"csm_{concept}_{what}"].to_numpy()
             assert np.isfinite(values).all() and values.std() > 0, (concept, what)
@@ -551,7 +557,7 @@ def test_reduced_mob_run_tables_and_maps_on_the_spots(mob_run):
     ax = sc.pl.spatial(tissue, color="csm_penk_vanilla_gradient", img_key=None, show=False)[0]
     assert len(ax.collections[0].get_paths()) == tissue.n_obs and not ax.images
     plt.close("all")
-    for concept in ("penk", "mangled", "penk_region"):
+    for concept in ("penk", "mangled", "1_penk_high"):
         figure = results / "paper" / "figures" / f"{concept}.png"
         assert figure.stat().st_size > 20_000, figure
 

@@ -260,7 +260,88 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
     for name, dataset in config.get("datasets", {}).items():
         if dataset["type"] == "spatial":
             encoder_grid(name, dataset)  # an encoder that cannot take the spot grid: refused now
+            if (dataset.get("concepts") or {}).get("regions") == "all":
+                dataset["concepts"]["regions"] = all_region_concepts(name, dataset)
     return config
+
+
+#: ``regions: all`` makes a concept of every region with at least this many annotated spots
+MIN_REGION_SPOTS = 10
+
+
+def region_concept_names(regions: list[str], taken=()) -> dict[str, str]:
+    """Concept name -> region for ``regions: all``: the region in lower case, every run of
+    other characters than letters, digits, ``.``, ``-`` made one ``_`` (``GCL`` -> ``gcl``,
+    ``1: Granular Cell Layer`` -> ``1_granular_cell_layer``); ``region_`` before a name that is
+    empty or ``taken`` (another concept's), ``_2``, ``_3``... after one two regions share."""
+    out: dict[str, str] = {}
+    for region in regions:
+        base = re.sub(r"[^a-z0-9.-]+", "_", region.lower()).strip("_.-")
+        base = base if base and base not in taken else f"region_{base}".rstrip("_")
+        name, k = base, 2
+        while name in out or name in taken:
+            name, k = f"{base}_{k}", k + 1
+        out[name] = region
+    return out
+
+
+def all_region_concepts(name: str, dataset: dict) -> dict[str, str]:
+    """``concepts.regions: all`` made explicit: concept -> region for every region of the
+    source's annotation with at least :data:`MIN_REGION_SPOTS` annotated spots (a TSV/CSV
+    ``annotation``, an .h5ad's ``region_key`` column, the synthetic tissue's layers), read now,
+    before any job runs. ``ConfigError`` when the source has no annotation, or it is not on this
+    machine yet (an .h5ad to download), or no region is that large."""
+    from .errors import InputDataError
+
+    key = f"datasets.{name}.concepts.regions"
+    kind, spec = next(iter(dataset["source"].items()))
+    spec = spec or {}
+    try:
+        if kind == "synthetic_tissue":
+            counts = {f"layer{k + 1}": MIN_REGION_SPOTS for k in range(int(spec.get("n_layers", 4)))}
+        elif kind in ("st_counts", "visium") and spec.get("annotation"):
+            from .data.spot_annotation import annotated_regions
+
+            counts = annotated_regions(spec["annotation"])
+        elif kind == "anndata" and spec.get("region_key"):
+            counts = _h5ad_regions(key, spec["path"], spec["region_key"])
+        else:
+            raise ConfigError(f"config key '{key}': 'all' makes a concept of every annotated region, "
+                              f"and this source has no annotation: give the source's "
+                              f"{'region_key' if kind == 'anndata' else 'annotation'}, or name the regions")
+    except InputDataError as exc:
+        raise ConfigError(f"config key '{key}': {exc}") from None
+    kept = [r for r, n in counts.items() if n >= MIN_REGION_SPOTS]
+    if not kept:
+        raise ConfigError(f"config key '{key}': no region of the annotation has {MIN_REGION_SPOTS} "
+                          f"annotated spots ({', '.join(f'{r}: {n}' for r, n in counts.items()) or 'none'}); "
+                          f"name the regions to use")
+    spec_ = dataset.get("concepts") or {}
+    taken = set(spec_.get("seed_genes") or {}) | set(spec_.get("gene_sets") or {})
+    return region_concept_names(sorted(kept), taken)
+
+
+def _h5ad_regions(key: str, path, column: str) -> dict[str, int]:
+    """Region -> spots of an .h5ad's obs column, read now (so the file must be here)."""
+    import numpy as np
+
+    from .data.spatial import region_labels
+
+    local = path.get("url") if isinstance(path, dict) else path
+    local = local[len("file://"):] if str(local).startswith("file://") else local
+    if not Path(local).is_file():
+        raise ConfigError(f"config key '{key}': 'all' reads the regions from the .h5ad before the "
+                          f"run starts, and {local} is not a file here; name the regions instead")
+    import anndata as ad
+
+    try:
+        obs = ad.read_h5ad(local, backed="r").obs
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigError(f"config key '{key}': cannot read {local} ({exc})") from None
+    if column not in obs:
+        raise ConfigError(f"config key '{key}': {local} has no obs column '{column}' ('region_key')")
+    labels, n = np.unique([r for r in region_labels(obs[column]) if r], return_counts=True)
+    return dict(zip(labels.tolist(), n.tolist()))
 
 
 def _default_duplicate_genes(name: str, dataset: dict, as_written: dict) -> None:
@@ -332,6 +413,8 @@ def _schema_message(error) -> str:
     if error.validator == "enum":
         return f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
     message = error.message
+    if error.validator == "oneOf" and error.schema.get("description"):
+        message = f"{error.instance!r} is none of the forms this key takes: {error.schema['description']}"
     if isinstance(error.instance, str) and _looks_like_number(error.instance):
         message += (f" (YAML reads {error.instance} as text: write it with a dot and a signed "
                     f"exponent, e.g. 1.0e-3)")
