@@ -9,8 +9,10 @@ against the annotated spots outside it (0.5: no better than chance; ties count h
 variants of a map ``m``: ``signed`` (m), ``positive`` (max(m, 0)) and ``absolute`` (|m|).
 
 A concept's own layer comes from ``--expect concept=LAYER`` (repeatable); without it, a
-concept whose name is a layer's name (any case) or ends in ``_<layer>`` expects that layer,
-and the seed genes of ``config/mob.yaml`` expect theirs (penk GCL, doc2g MCL, kctd12 ONL).
+concept named as ``regions: all`` names a layer's concept (``2_mitral_cell_layer`` for
+``2: Mitral Cell Layer``), or whose name is a layer's name (any case) or ends in ``_<layer>``,
+expects that layer, and the seed genes of ``config/mob.yaml`` expect theirs (penk GCL, doc2g
+MCL, kctd12 ONL; with other layer names give ``--expect doc2g=<layer>``).
 The own-layer cell is marked ``*`` when it is the concept's highest AUROC among the layers
 (the map ranks its own layer first). ``expr`` is the mean normalised expression (``X``) of the
 concept's explained genes, the same genes the maps average: how far the genes themselves
@@ -89,6 +91,11 @@ def has_explained_genes(adata) -> bool:
 def expected_layer(concept: str, layers: list[str], expect: dict[str, str]) -> str | None:
     if concept in expect:
         return expect[concept]
+    from concept_saliency.config import region_concept_names
+
+    named = region_concept_names(sorted(layers))  # the concepts of 'regions: all'
+    if concept in named:
+        return named[concept]
     for layer in layers:
         if concept.lower() == layer.lower() or concept.lower().endswith("_" + layer.lower()):
             return layer

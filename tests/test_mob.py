@@ -427,7 +427,8 @@ def test_concepts_stage_builds_seed_gene_set_and_region_concepts(tissue_files):
 # ------------------------------------------------------------------ config, sources
 
 
-def test_mob_config_is_valid_and_names_its_concepts():
+def test_mob_config_is_valid_and_names_its_concepts(monkeypatch):
+    monkeypatch.chdir(REPO)  # the config's paths are relative to the workflow's folder
     config = validate_config(yaml.safe_load((REPO / "config" / "mob.yaml").read_text()), SCHEMA)
     mob = config["datasets"]["mob"]
     assert mob["models"]["paper"] == {"preset": "paper-mob", "epochs": 60, "batch_size": 64,
