@@ -133,6 +133,12 @@ def test_regions_all_makes_a_concept_of_every_annotated_region(tmp_path):
     assert tissue["concepts"]["regions"] == {"1_granular_cell_layer": "1: Granular Cell Layer",
                                              "2_mitral_cell_layer": "2: Mitral Cell Layer"}
     assert concept_names("tissue", tissue) == ["region", "1_granular_cell_layer", "2_mitral_cell_layer"]
+    # clusters in their numeric order
+    clusters = tmp_path / "clusters.tsv"
+    clusters.write_text("".join(f"{k}x{c}\t{c}\n" for c in (10, 2, 1) for k in range(10)))
+    source["st_counts"]["annotation"] = str(clusters)
+    config = validate_config(tissue_config(source), SCHEMA)
+    assert list(config["datasets"]["tissue"]["concepts"]["regions"]) == ["1", "2", "10"]
     # the synthetic tissue: its layers
     config = validate_config(tissue_config({"synthetic_tissue": {"n_layers": 3}}), SCHEMA)
     assert config["datasets"]["tissue"]["concepts"]["regions"] == {f"layer{k}": f"layer{k}" for k in (1, 2, 3)}

@@ -318,7 +318,12 @@ def all_region_concepts(name: str, dataset: dict) -> dict[str, str]:
                           f"name the regions to use")
     spec_ = dataset.get("concepts") or {}
     taken = set(spec_.get("seed_genes") or {}) | set(spec_.get("gene_sets") or {})
-    return region_concept_names(sorted(kept), taken)
+    return region_concept_names(sorted(kept, key=_natural), taken)
+
+
+def _natural(text: str) -> list:
+    """Sort key putting cluster 2 before cluster 10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
 
 
 def _h5ad_regions(key: str, path, column: str) -> dict[str, int]:
@@ -335,7 +340,9 @@ def _h5ad_regions(key: str, path, column: str) -> dict[str, int]:
     import anndata as ad
 
     try:
-        obs = ad.read_h5ad(local, backed="r").obs
+        backed = ad.read_h5ad(local, backed="r")
+        obs = backed.obs.copy()
+        backed.file.close()
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"config key '{key}': cannot read {local} ({exc})") from None
     if column not in obs:
