@@ -74,6 +74,10 @@ def test_a_region_column_named_in_a_wider_table(reference, tmp_path):
     text = "barcode,x,y,Layer,n_counts\n" + "".join(
         f"{s},{s.split('x')[0]},{s.split('x')[1]},{r},100\n" for s, r in zip(spots, regions))
     assert round_trip(tmp_path, "layers.csv", text, spots) == regions
+    # read before the count matrix is (regions: all), by the same column
+    assert annotated_regions(tmp_path / "layers.csv") == annotated_regions(LAYERS)
+    (tmp_path / "layers.csv").write_text(text.replace("barcode,", "cell_id,", 1))
+    assert annotated_regions(tmp_path / "layers.csv") == annotated_regions(LAYERS)
 
 
 def test_missing_values_leave_a_spot_unannotated(reference, tmp_path):

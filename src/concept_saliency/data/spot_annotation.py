@@ -64,8 +64,9 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
     """The rows of a spot annotation: comma-separated when the name ends in ``.csv``, else
     tab-separated; quotes as csv writes them; a header line optional. It is a header when it
     is one field short of the next line (R's ``write.table``), or when its first field is
-    neither a spot of ``spots`` (when given) nor a position and names a spot column
-    (``spot``, ``barcode``, empty, ...), or (``spots`` given) is no spot of them at all.
+    neither a spot of ``spots`` (when given) nor a position, and names a spot column
+    (``spot``, ``barcode``, empty, ...) or a region column (below), or (``spots`` given) is no
+    spot of them at all.
 
     The spot is the first column; the region the second, or, when a header names more than two
     columns, the first of them called ``region``, ``layer``, ``ground_truth``, ``annotation``,
@@ -92,7 +93,8 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
         header = [""] + first  # R: no field for the row names
     elif name in known or _position(name) is not None:
         header = None
-    elif name.lower() in SPOT_HEADERS or spots is not None:
+    elif name.lower() in SPOT_HEADERS or spots is not None \
+            or any(f.lower() in REGION_HEADERS for f in first[1:]):
         header = first
     else:
         header = None
@@ -100,7 +102,7 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
     column = 1
     if header is not None and len(header) > 2:
         lower = [h.lower() for h in header]
-        column = next((lower.index(h) for h in REGION_HEADERS if h in lower[1:]), 1)
+        column = next((1 + lower[1:].index(h) for h in REGION_HEADERS if h in lower[1:]), 1)
     tab = "comma" if sep == "," else "tab"
     names, regions, lines = [], [], []
     for line, r in body:
