@@ -50,18 +50,27 @@ def _jobs(stdout: str) -> dict:
     return {ln.split()[0]: int(ln.split()[1]) for ln in stats.splitlines()[3:] if ln.strip()}
 
 
-def test_the_paper_celeba_dag_builds_in_under_five_seconds(celeba_all_methods, tmp_path):
-    # CPU seconds of the whole `snakemake -n` process, interpreter start-up included (wall
-    # time on this shared 2-core machine swings with other jobs' load; CPU time does not)
+def _cpu_seconds(*args) -> tuple[float, subprocess.CompletedProcess]:
+    """CPU seconds of a whole child process, interpreter start-up included (wall time on a
+    shared 2-core machine swings with other jobs' load; CPU time does not)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = _run(BIN / "snakemake", "-n", "--configfile", celeba_all_methods, "--directory", tmp_path,
-                "--snakefile", REPO / "Snakefile")
+    done = _run(*args)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done
+
+
+def test_the_paper_celeba_dag_builds_in_a_few_snakemake_start_ups(celeba_all_methods, tmp_path):
+    # In units of Snakemake's own start-up (`snakemake --version`, the faster of two), measured
+    # here: seconds differ twofold between the machines this runs on (a 5 s limit failed on a
+    # slow day with code that had passed it), the ratio does not. The DAG of 40 attributes x
+    # 10 methods took 2.5-3.1 start-ups (6 s of CPU on a machine where one start-up took 2-2.6 s).
+    start_up = min(_cpu_seconds(BIN / "snakemake", "--version")[0] for _ in range(2))
+    cpu, done = _cpu_seconds(BIN / "snakemake", "-n", "--configfile", celeba_all_methods, "--directory",
+                             tmp_path, "--snakefile", REPO / "Snakefile")
     jobs = _jobs(done.stdout)
     assert jobs["render"] == 40 and jobs["saliency"] == 10, jobs
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    assert cpu < 5.0, cpu
+    assert cpu < 4.0 * start_up, (cpu, start_up)
 
 
 def test_slurm_profile_packs_the_fan_out_into_a_few_dozen_cluster_jobs(celeba_all_methods, tmp_path):
