@@ -371,7 +371,7 @@ def test_layer_annotation_of_replicate_11_covers_its_spots_with_the_known_marker
     path, counts = mob_counts
     adata = spatial.counts_to_anndata(counts, "Rep11")
     regions = spot_annotation.read_spot_annotation(REPO / "tests" / "data" / "mob_rep11_layers.tsv",
-                                             list(adata.obs_names))
+                                                   list(adata.obs_names))
     kept = counts.sum(axis=1).to_numpy() >= 100
     assert all(r for r, k in zip(regions, kept) if k) and not any(r for r, k in zip(regions, kept) if not k)
     sizes = pd.Series([r for r in regions if r]).value_counts()
