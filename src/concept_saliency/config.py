@@ -296,10 +296,12 @@ def all_region_concepts(name: str, dataset: dict) -> dict[str, str]:
     key = f"datasets.{name}.concepts.regions"
     kind, spec = next(iter(dataset["source"].items()))
     spec = spec or {}
+    concepts = dataset.get("concepts") or {}
+    taken = set(concepts.get("seed_genes") or {}) | set(concepts.get("gene_sets") or {})
+    if kind == "synthetic_tissue":  # the generator's layers: bands across the whole grid
+        return region_concept_names([f"layer{k + 1}" for k in range(int(spec.get("n_layers", 4)))], taken)
     try:
-        if kind == "synthetic_tissue":
-            counts = {f"layer{k + 1}": MIN_REGION_SPOTS for k in range(int(spec.get("n_layers", 4)))}
-        elif kind in ("st_counts", "visium") and spec.get("annotation"):
+        if kind in ("st_counts", "visium") and spec.get("annotation"):
             from .data.spot_annotation import annotated_regions
 
             counts = annotated_regions(spec["annotation"])
@@ -316,8 +318,6 @@ def all_region_concepts(name: str, dataset: dict) -> dict[str, str]:
         raise ConfigError(f"config key '{key}': no region of the annotation has {MIN_REGION_SPOTS} "
                           f"annotated spots ({', '.join(f'{r}: {n}' for r, n in counts.items()) or 'none'}); "
                           f"name the regions to use")
-    spec_ = dataset.get("concepts") or {}
-    taken = set(spec_.get("seed_genes") or {}) | set(spec_.get("gene_sets") or {})
     return region_concept_names(sorted(kept, key=_natural), taken)
 
 

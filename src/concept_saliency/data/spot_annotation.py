@@ -44,11 +44,9 @@ SPOT_HEADERS = frozenset({"spot", "spots", "barcode", "barcodes", "spot_id", "id
 
 @dataclass
 class AnnotationTable:
-    path: str
     names: list[str]    # spot as written
     regions: list[str]  # '' where not annotated
     lines: list[int]    # 1-based line of each row in the file
-    region_column: int  # 1-based column the regions were read from
 
 
 def _sep(path: Path) -> str:
@@ -76,11 +74,8 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
     sep = _sep(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputDataError(f"{path}: cannot read the spot annotation ({exc})") from None
-    try:
         rows = [(k + 1, [f.strip() for f in r]) for k, r in enumerate(csv.reader(io.StringIO(text), delimiter=sep))]
-    except csv.Error as exc:
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputDataError(f"{path}: cannot read the spot annotation ({exc})") from None
     rows = [(line, r) for line, r in rows if any(r)]
     if not rows:
@@ -115,7 +110,7 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
         lines.append(line)
     if column != 1:
         log.info("%s: regions read from column %d ('%s')", path, column + 1, header[column])
-    return AnnotationTable(str(path), names, regions, lines, column + 1)
+    return AnnotationTable(names, regions, lines)
 
 
 def annotated_regions(path: str | os.PathLike) -> dict[str, int]:
