@@ -7,7 +7,7 @@ import yaml
 
 from helpers import REPO
 
-from concept_saliency.config import concept_names, validate_config
+from concept_saliency.config import concept_names, own_regions, validate_config
 from concept_saliency.errors import ConfigError
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -106,7 +106,7 @@ def tissue_config(source: dict, regions="all", **concepts) -> dict:
     config = demo_config()
     tissue = config["datasets"]["tissue"]
     tissue["source"] = source
-    tissue["concepts"] = {"regions": regions, **concepts}
+    tissue["concepts"] = ({} if regions is None else {"regions": regions}) | concepts
     return config
 
 
@@ -169,6 +169,60 @@ def test_regions_all_from_an_h5ad_column_read_before_the_run(tmp_path):
 def test_regions_all_without_an_annotation_to_read_says_what_to_do(source, message):
     with pytest.raises(ConfigError, match=f"config key 'datasets.tissue.concepts.regions': .*{message}"):
         validate_config(tissue_config(source), SCHEMA)
+
+
+def test_region_concepts_come_by_default_with_a_spot_annotation(tmp_path):
+    """``regions`` left out: a concept per annotated region of 10 spots or more where the source
+    has an annotation this machine can read; none without one; ``none`` makes none."""
+    import anndata as ad
+    import numpy as np
+
+    annotation = tmp_path / "layers.tsv"
+    annotation.write_text("".join(f"{k}x{n}\t{layer}\n" for n, layer in enumerate(["MCL", "GCL"])
+                                  for k in range(12)) + "1x9\tRMS\n")
+    source = {"st_counts": {"counts": "c.tsv", "annotation": str(annotation)}}
+    config = validate_config(tissue_config(source, regions=None, seed_genes={"penk": "Penk"}), SCHEMA)
+    tissue = config["datasets"]["tissue"]
+    assert tissue["concepts"]["regions"] == {"gcl": "GCL", "mcl": "MCL"}
+    assert concept_names("tissue", tissue) == ["penk", "gcl", "mcl"]
+    assert own_regions("tissue", tissue) == {"gcl": "GCL", "mcl": "MCL", "penk": "penk"}
+    # named regions, and none
+    config = validate_config(tissue_config(source, regions={"granule": "GCL"}), SCHEMA)
+    assert config["datasets"]["tissue"]["concepts"]["regions"] == {"granule": "GCL"}
+    config = validate_config(tissue_config(source, regions="none", seed_genes={"penk": "Penk"}), SCHEMA)
+    assert "regions" not in config["datasets"]["tissue"]["concepts"]
+    assert concept_names("tissue", config["datasets"]["tissue"]) == ["penk"]
+    # a local .h5ad's region_key; one still to download is not read, and gets none
+    a = ad.AnnData(X=np.ones((12, 2), dtype=np.float32))
+    a.obs["domain"] = "cortex"
+    a.write_h5ad(tmp_path / "kidney.h5ad")
+    local = {"anndata": {"path": str(tmp_path / "kidney.h5ad"), "region_key": "domain"}}
+    remote = {"anndata": {"path": {"url": "https://example.org/a.h5ad", "checksum": "md5:" + "0" * 32},
+                          "region_key": "domain"}}
+    assert validate_config(tissue_config(local, regions=None), SCHEMA)[
+        "datasets"]["tissue"]["concepts"]["regions"] == {"cortex": "cortex"}
+    # none: no annotation, an .h5ad to download, regions under 10 spots, the synthetic tissue,
+    # an annotation not there (the plan stops on the missing input; a config checks without data)
+    few = tmp_path / "few.tsv"
+    few.write_text("1x1\tA\n2x2\tB\n")
+    for source in ({"st_counts": {"counts": "c.tsv"}}, remote, {"anndata": {"path": "a.h5ad"}},
+                   {"st_counts": {"counts": "c.tsv", "annotation": str(few)}}, {"synthetic_tissue": {}},
+                   {"st_counts": {"counts": "c.tsv", "annotation": str(tmp_path / "missing.tsv")}},
+                   {"anndata": {"path": str(tmp_path / "missing.h5ad"), "region_key": "domain"}}):
+        config = validate_config(tissue_config(source, regions=None, seed_genes={"penk": "Penk"}), SCHEMA)
+        assert "regions" not in config["datasets"]["tissue"]["concepts"], source
+
+
+def test_default_region_concepts_from_an_annotation_that_cannot_be_read_say_what_to_do(tmp_path):
+    annotation = tmp_path / "layers.tsv"
+    annotation.write_text("spot\n1x1\n")  # one column
+    source = {"st_counts": {"counts": "c.tsv", "annotation": str(annotation)}}
+    with pytest.raises(ConfigError, match=r"config key 'datasets.tissue.source.st_counts.annotation': "
+                                          r".*layers.tsv: line 2 has 1 field\(s\).*"
+                                          r"'datasets.tissue.concepts.regions' is left out; 'regions: none' "
+                                          r"makes none$"):
+        validate_config(tissue_config(source, regions=None), SCHEMA)
+    validate_config(tissue_config(source, regions="none", seed_genes={"penk": "Penk"}), SCHEMA)
 
 
 def test_regions_all_with_no_region_large_enough(tmp_path):

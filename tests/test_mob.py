@@ -493,7 +493,7 @@ def mob_run(tmp_path_factory, mob_counts):
     mob["explain"]["top_k"] = 3
     mob["concepts"] = {"seed_genes": {"penk": {"gene": "Penk", "n_genes": 30}},
                        "gene_sets": {"mangled": ["2010300C02Rik", "Slc17a7", "Cdhr1"]},
-                       "regions": "all", "n_markers": 25}  # one concept per region
+                       "n_markers": 25}  # no 'regions': one concept per region of the annotation
     with LoopbackServer(www) as server:
         server.behaviour = "drop"
         mob["source"]["st_counts"]["counts"]["url"] = f"{server.url}/{MOB}"

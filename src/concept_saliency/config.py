@@ -12,6 +12,7 @@ import math
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 from . import sources
 from .errors import ConfigError
@@ -260,9 +261,24 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
     for name, dataset in config.get("datasets", {}).items():
         if dataset["type"] == "spatial":
             encoder_grid(name, dataset)  # an encoder that cannot take the spot grid: refused now
-            if (dataset.get("concepts") or {}).get("regions") == "all":
-                dataset["concepts"]["regions"] = all_region_concepts(name, dataset)
+            _resolve_regions(name, dataset)
     return config
+
+
+def _resolve_regions(name: str, dataset: dict) -> None:
+    """``concepts.regions`` of a spatial dataset made a mapping concept -> region: ``all`` by
+    :func:`all_region_concepts`, ``none`` removed, and left out, :func:`default_region_concepts`
+    (the key stays out when that gives none, so a config without an annotation plans as before)."""
+    concepts = dataset.setdefault("concepts", {})
+    regions = concepts.get("regions")
+    if regions == "all":
+        concepts["regions"] = all_region_concepts(name, dataset)
+    elif regions == "none":
+        del concepts["regions"]
+    elif "regions" not in concepts:
+        found = default_region_concepts(name, dataset)
+        if found:
+            concepts["regions"] = found
 
 
 #: ``regions: all`` makes a concept of every region with at least this many annotated spots
@@ -291,34 +307,85 @@ def all_region_concepts(name: str, dataset: dict) -> dict[str, str]:
     ``annotation``, an .h5ad's ``region_key`` column, the synthetic tissue's layers), read now,
     before any job runs. ``ConfigError`` when the source has no annotation, or it is not on this
     machine yet (an .h5ad to download), or no region is that large."""
-    from .errors import InputDataError
-
     key = f"datasets.{name}.concepts.regions"
     kind, spec = next(iter(dataset["source"].items()))
     spec = spec or {}
-    concepts = dataset.get("concepts") or {}
-    taken = set(concepts.get("seed_genes") or {}) | set(concepts.get("gene_sets") or {})
+    taken = _concepts_taken(dataset)
     if kind == "synthetic_tissue":  # the generator's layers: bands across the whole grid
         return region_concept_names([f"layer{k + 1}" for k in range(int(spec.get("n_layers", 4)))], taken)
-    try:
-        if kind in ("st_counts", "visium") and spec.get("annotation"):
-            from .data.spot_annotation import annotated_regions
-
-            counts = annotated_regions(spec["annotation"])
-        elif kind == "anndata" and spec.get("region_key"):
-            counts = _h5ad_regions(key, spec["path"], spec["region_key"])
-        else:
-            raise ConfigError(f"config key '{key}': 'all' makes a concept of every annotated region, "
-                              f"and this source has no annotation: give the source's "
-                              f"{'region_key' if kind == 'anndata' else 'annotation'}, or name the regions")
-    except InputDataError as exc:
-        raise ConfigError(f"config key '{key}': {exc}") from None
+    if not ((kind in ("st_counts", "visium") and spec.get("annotation"))
+            or (kind == "anndata" and spec.get("region_key"))):
+        raise ConfigError(f"config key '{key}': 'all' makes a concept of every annotated region, "
+                          f"and this source has no annotation: give the source's "
+                          f"{'region_key' if kind == 'anndata' else 'annotation'}, or name the regions")
+    counts = _annotated_regions(key, kind, spec)
     kept = [r for r, n in counts.items() if n >= MIN_REGION_SPOTS]
     if not kept:
         raise ConfigError(f"config key '{key}': no region of the annotation has {MIN_REGION_SPOTS} "
                           f"annotated spots ({', '.join(f'{r}: {n}' for r, n in counts.items()) or 'none'}); "
                           f"name the regions to use")
     return region_concept_names(sorted(kept, key=_natural), taken)
+
+
+def default_region_concepts(name: str, dataset: dict) -> dict[str, str]:
+    """The region concepts of a spatial dataset whose config leaves ``concepts.regions`` out:
+    those of ``regions: all`` when the source has a spot annotation this machine can read before
+    the run (an ``annotation`` file of ``st_counts`` or ``visium``; the ``region_key`` column of a
+    local .h5ad), regions under :data:`MIN_REGION_SPOTS` spots left out. None for the
+    synthetic tissue (the demo names its own), an .h5ad still to download, an annotation with no
+    region that large, or one that is not there (the plan then stops on it as a missing input,
+    and a config can be checked without the data). An annotation there that cannot be read is a
+    ``ConfigError`` naming the source's key (the run could not prepare the data either) and
+    ``regions: none``."""
+    kind, spec = next(iter(dataset["source"].items()))
+    spec = spec or {}
+    if kind in ("st_counts", "visium") and spec.get("annotation"):
+        key, local = f"datasets.{name}.source.{kind}.annotation", spec["annotation"]
+    elif kind == "anndata" and spec.get("region_key") and not _remote(spec["path"]):
+        key, local = f"datasets.{name}.source.anndata.path", _local_path(spec["path"])
+    else:
+        return {}
+    if not Path(local).is_file():
+        return {}
+    try:
+        counts = _annotated_regions(key, kind, spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{str(exc).rstrip('.')}. Region concepts are made from the annotation when "
+                          f"'datasets.{name}.concepts.regions' is left out; 'regions: none' makes none") from None
+    kept = [r for r, n in counts.items() if n >= MIN_REGION_SPOTS]
+    return region_concept_names(sorted(kept, key=_natural), _concepts_taken(dataset))
+
+
+def _concepts_taken(dataset: dict) -> set[str]:
+    concepts = dataset.get("concepts") or {}
+    return set(concepts.get("seed_genes") or {}) | set(concepts.get("gene_sets") or {})
+
+
+def _annotated_regions(key: str, kind: str, spec: dict) -> dict[str, int]:
+    """Region -> annotated spots of the source's annotation file or .h5ad column, read now;
+    ``ConfigError`` under ``key`` when it cannot be read."""
+    from .errors import InputDataError
+
+    try:
+        if kind == "anndata":
+            return _h5ad_regions(key, spec["path"], spec["region_key"])
+        from .data.spot_annotation import annotated_regions
+
+        return annotated_regions(spec["annotation"])
+    except InputDataError as exc:
+        raise ConfigError(f"config key '{key}': {exc}") from None
+
+
+def _local_path(path) -> str:
+    """The file an .h5ad source ``path`` (a path, a ``file://`` URL, or ``{url, checksum}``) names."""
+    local = str(path.get("url") if isinstance(path, dict) else path)
+    return local[len("file://"):] if local.startswith("file://") else local
+
+
+def _remote(path) -> bool:
+    """Whether an .h5ad source ``path`` (a path, or ``{url, checksum}``) is still to download."""
+    url = str(path.get("url") if isinstance(path, dict) else path)
+    return urlparse(url).scheme.lower() in ("http", "https", "ftp")
 
 
 def _natural(text: str) -> list:
@@ -332,10 +399,9 @@ def _h5ad_regions(key: str, path, column: str) -> dict[str, int]:
 
     from .data.spatial import region_labels
 
-    local = path.get("url") if isinstance(path, dict) else path
-    local = local[len("file://"):] if str(local).startswith("file://") else local
+    local = _local_path(path)
     if not Path(local).is_file():
-        raise ConfigError(f"config key '{key}': 'all' reads the regions from the .h5ad before the "
+        raise ConfigError(f"config key '{key}': the regions are read from the .h5ad before the "
                           f"run starts, and {local} is not a file here; name the regions instead")
     import anndata as ad
 
