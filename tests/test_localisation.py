@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from concept_saliency.face_parts import CELEBA_PARTS, FACE_PARTS, face_part_boxes
 from concept_saliency.localisation import (
@@ -186,6 +187,118 @@ def test_boxes_given_with_images_are_packed_scaled_and_maps_scored_against_them(
         prepare_images(**kw)
 
 
+def test_masks_given_with_images_are_packed_resized_and_refused_when_they_do_not_fit(tmp_path):
+    from PIL import Image
+
+    from concept_saliency.data.images import pack_image_folder
+    from concept_saliency.data.samples import SampleStore
+    from concept_saliency.errors import InputDataError
+
+    folder, masks = tmp_path / "faces", tmp_path / "masks"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((40, 80, 3), 60 * i, np.uint8)).save(folder / f"f{i}.png")  # 80 wide
+    Image.fromarray(np.full((40, 80, 3), 90, np.uint8)).save(folder / "sub" / "g.jpg")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,Smiling\n" + "".join(f"f{i}.png,{i % 2}\n" for i in range(4)) + "sub/g.jpg,1\n")
+    (masks / "mouth" / "sub").mkdir(parents=True)
+    (masks / "eyes").mkdir()
+    mouth = np.zeros((40, 80), np.uint8)
+    mouth[20:40, 20:60] = 1  # a 0/1 mask
+    Image.fromarray(mouth).save(masks / "mouth" / "f1.png")
+    Image.fromarray(mouth * 255).save(masks / "mouth" / "sub" / "g.png")  # 0/255, of a .jpg image
+    tiny = np.zeros((40, 80), np.uint16)
+    tiny[0:2, 0:2] = 1  # 16-bit, smaller than a packed pixel
+    Image.fromarray(tiny).save(masks / "eyes" / "f3.png")
+    (masks / "README.txt").write_text("one folder per region\n")
+    (masks / "mouth" / "._f1.png").write_bytes(b"\x00\x05\x16\x07")  # a Mac's resource fork: left out
+    samples = tmp_path / "samples.h5"
+    summary = pack_image_folder(folder, labels, samples, 16, 0.2, 0, masks_dir=masks)
+    assert summary["mask_regions"] == {"eyes": 1, "mouth": 2} and summary["regions"] == []
+    box = np.zeros((16, 16), bool)
+    box[8:16, 4:12] = True  # x 20-60 of 80, y 20-40 of 40, on 16x16
+    with SampleStore(str(samples)) as store:
+        assert store.mask_names == ["eyes", "mouth"] and store.boxes is None
+        mouth_masks = store.masks(np.arange(5), "mouth")
+        eyes = store.masks([3, 0], "eyes")
+    np.testing.assert_array_equal(mouth_masks[1], box)
+    np.testing.assert_array_equal(mouth_masks[4], box)
+    assert not mouth_masks[[0, 2, 3]].any()  # no mask: no region
+    assert eyes[0].sum() == 1 and eyes[0, 0, 0] and not eyes[1].any()  # the tiny region kept, one pixel
+
+    def refused(message, boxes=None):
+        samples.unlink(missing_ok=True)
+        with pytest.raises(InputDataError, match=message):
+            pack_image_folder(folder, labels, samples, 16, 0.2, 0, masks_dir=masks, boxes_path=boxes)
+        assert not samples.exists()
+
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(masks / "eyes" / "f2.png")
+    refused("f2.png: the mask is 40x40 pixels and its image f2.png 80x40")
+    (masks / "eyes" / "f2.png").unlink()
+    Image.fromarray(mouth).save(masks / "eyes" / "nope.png")
+    refused("nope.png: a mask of 'eyes' for image 'nope', which is not in the label table")
+    (masks / "eyes" / "nope.png").unlink()
+    Image.fromarray(mouth).save(masks / "mouth" / "f1.tif")
+    refused("a second mask of 'mouth' for image 'f1'")
+    (masks / "mouth" / "f1.tif").unlink()
+    (tmp_path / "boxes.csv").write_text("image,region,x0,y0,x1,y1\nf1.png,mouth,20,20,60,40\n")
+    refused("region 'mouth' has masks here and boxes in .*boxes.csv", boxes=tmp_path / "boxes.csv")
+    Image.fromarray(mouth).save(masks / "f1.png")
+    refused("masks/f1.png: a mask directly in the masks folder")
+
+
+@pytest.mark.workflow
+def test_a_mask_edited_in_its_folder_repacks_the_images_through_snakemake(tmp_path):
+    """``image_folder.masks`` through the workflow: planned with the localise stage, packed, and
+    a mask rewritten in place reruns the packing (the folder's manifest, written at planning)."""
+    import os
+
+    from PIL import Image
+
+    from concept_saliency.data.samples import SampleStore
+    from workflow_run import copy_workflow, planned_jobs, snakemake
+
+    work = copy_workflow(tmp_path / "wf")
+    faces, masks = work / "faces", work / "masks" / "mouth"
+    faces.mkdir()
+    masks.mkdir(parents=True)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[20:28, 8:24] = 255
+    for i in range(8):
+        Image.fromarray(np.full((32, 32, 3), 30 * i, np.uint8)).save(faces / f"f{i}.png")
+        Image.fromarray(mask).save(masks / f"f{i}.png")
+    (work / "labels.csv").write_text("image,Smiling\n" + "".join(f"f{i}.png,{i % 2}\n" for i in range(8)))
+    config = {"results": "results", "saliency": {"methods": {"vanilla_gradient": {}}},
+              "datasets": {"faces": {"type": "images", "image_size": 32,
+                                     "source": {"image_folder": {"images": "faces", "labels": "labels.csv",
+                                                                 "masks": "masks"}},
+                                     "models": {"m": {"preset": "celeba-32", "epochs": 1}},
+                                     "concepts": {"attributes": ["Smiling"]},
+                                     "localisation": {"regions": {"Smiling": "mouth"}}}}}
+    (work / "masks.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(work, "--configfile", "masks.yaml")
+    assert jobs["prepare_images"] == 1 and jobs["localise"] == 1, jobs
+    manifest = work / "results" / "faces" / "raw" / "mask_manifest.tsv"
+    assert [line.split("\t")[0] for line in manifest.read_text().splitlines()[3:]] == [
+        f"mouth/f{i}.png" for i in range(8)]
+    samples = "results/faces/data/samples.h5"
+    snakemake(work, samples, "--cores", "1", "--configfile", "masks.yaml")
+    with SampleStore(str(work / samples)) as store:
+        assert store.mask_names == ["mouth"] and store.masks([0], "mouth")[0].sum() == 8 * 16
+    assert planned_jobs(work, samples, "--configfile", "masks.yaml") == {}
+    mask[:] = 0
+    mask[0:4, 0:4] = 255
+    Image.fromarray(mask).save(masks / "f3.png")
+    os.utime(masks / "f3.png", ns=(1, 1))  # a new content, an old date: the listing still changes
+    assert planned_jobs(work, samples, "--configfile", "masks.yaml") == {"prepare_images": 1}
+    # a masks folder that is not there is refused while planning, naming the key
+    config["datasets"]["faces"]["source"]["image_folder"]["masks"] = "nowhere"
+    (work / "masks.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(work, "-n", "--configfile", "masks.yaml", check=False)
+    assert done.returncode != 0
+    assert "config key 'datasets.faces.source.image_folder.masks': nowhere is not a folder" in done.stdout + done.stderr
+
+
 def test_the_regions_a_config_gives_its_concepts():
     from concept_saliency.config import localised, own_regions
     from concept_saliency.errors import ConfigError
@@ -205,11 +318,13 @@ def test_the_regions_a_config_gives_its_concepts():
     assert not localised({"type": "spatial", "source": {"st_counts": {"counts": "c.tsv"}}})
 
 
-def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_datas_own_map(tmp_path):
+@pytest.mark.parametrize("given", ["boxes", "masks"])
+def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_datas_own_map(tmp_path, given):
     from PIL import Image
 
     from concept_saliency.artifacts import Provenance
     from concept_saliency.concept_vectors import Concept, write_concepts
+    from concept_saliency.data.manifest import MASK_SUFFIXES, write_folder_manifest
     from concept_saliency.data.samples import SampleStore
     from concept_saliency.saliency_maps import maps_writer
 
@@ -221,12 +336,21 @@ def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_d
             image[20:40, 20:60] = 230
         Image.fromarray(image).save(folder / f"f{i}.png")
     (tmp_path / "labels.csv").write_text("image,Smiling\n" + "".join(f"f{i}.png,{i % 2}\n" for i in range(6)))
-    (tmp_path / "boxes.csv").write_text("image,region,x0,y0,x1,y1\n" + "".join(
-        f"f{i}.png,mouth,20,20,60,40\n" for i in range(6)))
+    if given == "boxes":
+        (tmp_path / "boxes.csv").write_text("image,region,x0,y0,x1,y1\n" + "".join(
+            f"f{i}.png,mouth,20,20,60,40\n" for i in range(6)))
+        regions = {"boxes": str(tmp_path / "boxes.csv")}
+    else:  # the same regions as masks, but for f5 (smiling, and not scored then)
+        (tmp_path / "masks" / "mouth").mkdir(parents=True)
+        mask = np.zeros((40, 80), np.uint8)
+        mask[20:40, 20:60] = 255
+        for i in range(5):
+            Image.fromarray(mask).save(tmp_path / "masks" / "mouth" / f"f{i}.png")
+        regions = {"masks": write_folder_manifest(tmp_path / "masks", tmp_path / "mask_manifest.tsv",
+                                                  MASK_SUFFIXES)}
     samples = tmp_path / "samples.h5"
     run_stage("prepare_images", ("samples",), images=str(folder), labels=str(tmp_path / "labels.csv"),
-              samples=str(samples), image_size=16, validation_fraction=0.0, seed=0,
-              boxes=str(tmp_path / "boxes.csv"))
+              samples=str(samples), image_size=16, validation_fraction=0.0, seed=0, **regions)
     with SampleStore(str(samples)) as store:
         ids, positive = store.ids, store.labels[:, 0]
     concepts = tmp_path / "concepts.h5"
@@ -247,8 +371,9 @@ def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_d
     table = pd.read_csv(table_path, sep="\t").set_index("method")
     assert set(table.index) == {"vanilla_gradient", "random", "mean_image_difference"}
     on = table.loc["vanilla_gradient"]
-    assert on["n_maps"] == 3 and on["peak_in_region"] == 1.0  # the three smiling faces only
+    scored = 3 if given == "boxes" else 2  # the smiling faces with a region
+    assert on["n_maps"] == scored and on["peak_in_region"] == 1.0  # the smiling faces only
     assert on["mass_ratio"] == pytest.approx(4.0)  # all of the map in a quarter of the image
     reference = table.loc["mean_image_difference"]  # the positives differ on the mouth only
-    assert reference["n_maps"] == 3 and reference["mass_ratio"] == pytest.approx(4.0, rel=0.05)
+    assert reference["n_maps"] == scored and reference["mass_ratio"] == pytest.approx(4.0, rel=0.05)
     assert table.loc["random", "mass_ratio"] == pytest.approx(1.0, abs=0.3)

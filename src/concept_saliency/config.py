@@ -94,7 +94,7 @@ def _check_keys_of_type(name: str, dataset: dict) -> None:
     if (dataset.get("localisation") or {}).get("enabled") is True and not regions_known(dataset):
         raise ConfigError(
             f"config key 'datasets.{name}.localisation.enabled': the data know no regions to score "
-            f"the maps against: the demo data and CelebA do, an image folder with 'regions' boxes, "
+            f"the maps against: the demo data and CelebA do, an image folder with 'regions' boxes or 'masks', "
             f"a spatial source with a spot annotation ('annotation' or 'region_key'); set it to auto")
 
 
@@ -102,7 +102,7 @@ def regions_known(dataset: dict) -> bool:
     """Whether the data of a dataset come with regions the maps can be scored against."""
     kind, spec = next(iter(dataset["source"].items()))
     return (kind in ("synthetic_shapes", "celeba", "synthetic_tissue")
-            or (kind == "image_folder" and bool(spec.get("regions")))
+            or (kind == "image_folder" and bool(spec.get("regions") or spec.get("masks")))
             or (kind in ("st_counts", "visium") and bool(spec.get("annotation")))
             or (kind == "anndata" and bool(spec.get("region_key"))))
 

@@ -10,7 +10,8 @@ How each source kind names its files:
 
 - ``synthetic_shapes``, ``synthetic_tissue``: made by the demo's generator rules under ``raw/``;
 - ``image_folder``: the label table and the folder's manifest (``raw/image_manifest.tsv``,
-  written while the DAG is built, see :mod:`.data.manifest`);
+  written while the DAG is built, see :mod:`.data.manifest`); the ``regions`` boxes; the
+  ``masks`` folder's manifest (``raw/mask_manifest.tsv``);
 - ``celeba``: ``directory`` (files the user has; official or Kaggle names are found) or
   ``download`` (each ``{url, checksum, name}`` fetched to ``raw/<name>``); a folder of
   images is tracked by its manifest (``raw/celeba_images_manifest.tsv``);
@@ -114,6 +115,11 @@ def source_files(name: str, dataset: dict, results: str) -> dict[str, SourceFile
         files = {"manifest": SourceFile(f"{raw}/image_manifest.tsv"), "labels": SourceFile(spec["labels"])}
         if spec.get("regions"):
             files["boxes"] = SourceFile(spec["regions"])
+        if spec.get("masks"):
+            if not os.path.isdir(spec["masks"]):
+                raise ConfigError(f"config key 'datasets.{name}.source.image_folder.masks': {spec['masks']} "
+                                  f"is not a folder; give the folder holding one subfolder of masks per region")
+            files["masks"] = SourceFile(f"{raw}/mask_manifest.tsv")  # written when the DAG is built
         return files
     if kind == "celeba":
         return _celeba_files(name, spec, raw)

@@ -24,7 +24,11 @@ from concept_saliency.config import (
     source_kind,
     validate_config,
 )
-from concept_saliency.data.manifest import write_folder_manifest, write_image_manifest
+from concept_saliency.data.manifest import (
+    MASK_SUFFIXES,
+    write_folder_manifest,
+    write_image_manifest,
+)
 from concept_saliency.errors import ConfigError, UserError
 from concept_saliency.sources import downloads, image_folder, source_files
 
@@ -252,6 +256,9 @@ def _write_manifests():
         ):  # a user's folder: the images its label table names
             labels = SOURCES[ds]["labels"].path
             write_image_manifest(folder, labels, SOURCES[ds]["manifest"].path)
+            if "masks" in SOURCES[ds]:  # region masks: every mask file of the folder
+                masks = cfg["source"]["image_folder"]["masks"]
+                write_folder_manifest(masks, SOURCES[ds]["masks"].path, MASK_SUFFIXES)
         else:  # CelebA's images given as a folder
             write_folder_manifest(folder, f"{R}/{ds}/raw/celeba_images_manifest.tsv")
 

@@ -45,7 +45,8 @@ import numpy as np
 
 from ..errors import ConfigError, InputDataError
 from .label_table import read_label_table, resolve_images
-from .samples import assign_split, create_sample_store, write_boxes
+from .manifest import MASK_SUFFIXES
+from .samples import assign_split, create_mask_dataset, create_sample_store, write_boxes
 
 #: Formats read, recognised by content (not by file name).
 READ_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")  # JPEG includes multi-picture (MPO)
@@ -130,28 +131,39 @@ def load_image(path: str | os.PathLike, size: int | None, background=(255, 255, 
 def pack_image_folder(image_dir: str | os.PathLike, labels_path: str | os.PathLike,
                       out_path: str | os.PathLike, image_size: int,
                       validation_fraction: float, seed: int, background="white", block: int = 256,
-                      boxes_path: str | os.PathLike | None = None) -> dict:
+                      boxes_path: str | os.PathLike | None = None,
+                      masks_dir: str | os.PathLike | None = None) -> dict:
     """Pack every image the attribute table names, with every attribute column, into ``out_path``.
 
     Sample ids: :func:`.label_table.sample_id`. Transparent pixels become ``background``
     (:func:`background_rgb`). Images are streamed in blocks of ``block`` so memory does not grow
     with N. ``boxes_path``: regions of the images (:func:`read_region_boxes`), stored scaled to
-    the packed images. Returns a summary (counts) for the provenance record.
+    the packed images; ``masks_dir``: regions as masks (:func:`find_region_masks`), resized with
+    the images (:func:`mask_to_size`). A region is given as boxes or as masks, not both.
+    Returns a summary (counts) for the provenance record.
     """
     table = read_label_table(labels_path)
     files = resolve_images(table, image_dir)
     given = read_region_boxes(boxes_path, table.images) if boxes_path else None
+    mask_files = find_region_masks(masks_dir, table.ids) if masks_dir else {}
     rgb = background_rgb(background)
     n = len(files)
     split = assign_split(n, validation_fraction, seed)
     labels = np.asarray(table.positive, dtype=bool).reshape(n, len(table.attributes))
     names = sorted({r for regions in (given or {}).values() for r in regions})
+    both = sorted(set(names) & set(mask_files))
+    if both:
+        raise InputDataError(f"{masks_dir}: region '{both[0]}' has masks here and boxes in {boxes_path}; "
+                             f"give each region one way (rename the folder or the boxes' region)")
+    mask_names = sorted(mask_files)
     boxes = np.full((n, len(names), 4), np.nan, dtype=np.float32)
     with create_sample_store(out_path, n, (image_size, image_size, 3), np.uint8, list(table.ids),
                              split, labels=labels, label_names=list(table.attributes),
                              attrs={"source": str(image_dir)}) as x:
+        masks = create_mask_dataset(x.file, mask_names, n, (image_size, image_size)) if mask_names else None
         for start in range(0, n, block):
             pixels = []
+            inside = np.zeros((min(block, n - start), len(mask_names), image_size, image_size), bool)
             for i, f in enumerate(files[start:start + block], start=start):
                 values = decode_image(f, rgb)
                 h, w = values.shape[:2]
@@ -161,12 +173,92 @@ def pack_image_folder(image_dir: str | os.PathLike, labels_path: str | os.PathLi
                                              f"ends at ({box[2]:g}, {box[3]:g}), outside the {w}x{h} image")
                     scale = np.array([image_size / w, image_size / h] * 2)
                     boxes[i, names.index(region)] = np.asarray(box) * scale
+                for r, region in enumerate(mask_names):
+                    path = mask_files[region].get(table.ids[i])
+                    if path is not None:
+                        inside[i - start, r] = mask_to_size(read_mask(path, (h, w), table.images[i]),
+                                                            image_size)
                 pixels.append(_quantised(_resize(values, image_size) if (h, w) != (image_size,) * 2
                                          else values))
             x[start:start + len(pixels)] = np.stack(pixels)
+            if masks is not None:
+                masks[start:start + len(pixels)] = inside
         if names:
             write_boxes(x.file, boxes, names, n)
-    return {"images": n, "attributes": list(table.attributes), "regions": names}
+    return {"images": n, "attributes": list(table.attributes), "regions": names,
+            **({"mask_regions": {r: len(m) for r, m in mask_files.items()}} if mask_files else {})}
+
+
+def find_region_masks(folder: str | os.PathLike, ids: list[str]) -> dict[str, dict[str, Path]]:
+    """Masks of regions on the images: ``<folder>/<region>/<sample id>.<suffix>``, one
+    subfolder per region, each mask named as its image is inside the images folder (any of
+    :data:`MASK_SUFFIXES`: ``mouth/a/x.png`` is the mouth of ``a/x.jpg``). An image without a
+    mask of a region has no such region; hidden files and folders (``.x``) are left out.
+    Returns region -> sample id -> file. Refused, naming
+    the file: a mask of no image of the label table, two masks of one image and region, a
+    file in ``folder`` itself (regions are its subfolders), no mask at all."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputDataError(f"{folder}: the masks folder does not exist; give a folder with one "
+                             f"subfolder of masks per region")
+    known = set(ids)
+    found: dict[str, dict[str, Path]] = {}
+    for region_dir in sorted(folder.iterdir()):
+        if region_dir.name.startswith("."):
+            continue
+        if not region_dir.is_dir():
+            if region_dir.suffix.lower() in MASK_SUFFIXES:
+                raise InputDataError(f"{region_dir}: a mask directly in the masks folder; put each "
+                                     f"region's masks in a subfolder named after the region")
+            continue
+        region = region_dir.name
+        masks: dict[str, Path] = {}
+        for root, dirs, filenames in os.walk(region_dir):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(filenames):
+                path = Path(root) / name
+                if path.suffix.lower() not in MASK_SUFFIXES or name.startswith("."):
+                    continue  # not an image, or hidden (a Mac's ._x.png beside x.png)
+                sid = path.relative_to(region_dir).with_suffix("").as_posix()
+                if sid not in known:
+                    raise InputDataError(f"{path}: a mask of '{region}' for image '{sid}', which is not "
+                                         f"in the label table (a mask is named as its image, any suffix)")
+                if sid in masks:
+                    raise InputDataError(f"{path}: a second mask of '{region}' for image '{sid}' (also "
+                                         f"{masks[sid]}); keep one")
+                masks[sid] = path
+        if masks:
+            found[region] = masks
+    if not found:
+        raise InputDataError(f"{folder}: no masks found; give one subfolder per region holding a mask "
+                             f"per image ({', '.join(MASK_SUFFIXES)})")
+    return found
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, int], image: str) -> np.ndarray:
+    """A region mask as booleans: a pixel is inside where its largest channel is above half the
+    mask's largest value (0/1 and 0/255 masks alike, a JPEG's compression noise outside; a
+    transparent pixel is outside; an all-zero mask is empty). It must have the size of its image
+    as displayed (upright), ``shape``; refused otherwise, naming both."""
+    values = decode_image(path, (0, 0, 0)).max(axis=2)
+    if values.shape != tuple(shape):
+        raise InputDataError(f"{path}: the mask is {values.shape[1]}x{values.shape[0]} pixels and its "
+                             f"image {image} {shape[1]}x{shape[0]}; a mask must cover its image pixel for pixel")
+    top = values.max()
+    return values > top / 2 if top > 0 else np.zeros(values.shape, bool)
+
+
+def mask_to_size(mask: np.ndarray, size: int) -> np.ndarray:
+    """A mask resized as its image is (:func:`_resize`, bilinear and antialiased): a packed pixel
+    is inside when at least half of it was; a region smaller than that keeps its most covered
+    pixel, so no region vanishes."""
+    if mask.shape == (size, size):
+        return mask.copy()
+    cover = _resize(mask[..., None].astype(np.float64), size)[..., 0]
+    inside = cover >= 0.5
+    if mask.any() and not inside.any():
+        inside[np.unravel_index(np.argmax(cover), cover.shape)] = True
+    return inside
 
 
 def read_region_boxes(path: str | os.PathLike, images: list[str]) -> dict[str, dict[str, tuple]]:

@@ -26,6 +26,9 @@ from .label_table import read_label_table, resolve_images
 
 FORMAT = "csm.image-manifest"
 _TITLE = f"# {FORMAT} 1: the images the label table names, written when the DAG is built"
+_FOLDER_TITLE = f"# {FORMAT} 1: the images of a folder, written when the DAG is built"
+#: File name suffixes of the images in a folder of region masks (``image_folder.masks``).
+MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 
 
 def manifest_text(image_dir: str | os.PathLike, labels: str | os.PathLike) -> str:
@@ -59,8 +62,7 @@ def write_folder_manifest(folder: str | os.PathLike, manifest: str | os.PathLike
     """The same for a folder of images read whole (CelebA's ``img_align_celeba/``): every file
     with one of ``suffixes`` under ``folder``, at any depth; returns the manifest's path."""
     folder, manifest = Path(folder), Path(manifest)
-    lines = [f"# {FORMAT} 1: the images of a folder, written when the DAG is built",
-             f"# images: {json.dumps(os.path.abspath(folder))}", "name\tsize\tmtime_ns"]
+    lines = [_FOLDER_TITLE, f"# images: {json.dumps(os.path.abspath(folder))}", "name\tsize\tmtime_ns"]
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
@@ -89,10 +91,10 @@ def _write_if_changed(manifest: Path, text: str, parameters: dict, inputs: dict)
 
 
 def manifest_folder(manifest: str | os.PathLike) -> str:
-    """The images folder a manifest lists (its second line)."""
+    """The folder a manifest lists (its second line)."""
     try:
         title, images = Path(manifest).read_text().splitlines()[:2]
-        if title != _TITLE or not images.startswith("# images: "):
+        if title not in (_TITLE, _FOLDER_TITLE) or not images.startswith("# images: "):
             raise ValueError
         return json.loads(images[len("# images: "):])
     except (OSError, ValueError):

@@ -107,30 +107,39 @@ def _mask_scorer(masks: str, ids):
 
 
 def _box_scorer(samples: str, own: dict, positives: dict):
-    """Images with boxes in the sample store: each explained sample that shows the concept
-    (``positives``: concept -> bool per sample) against its concept's box (``own``: concept ->
-    region). A face without the attribute has no evidence of it in its part to point at."""
+    """Images with regions in the sample store (boxes, or masks given with a user's images):
+    each explained sample that shows the concept (``positives``: concept -> bool per sample)
+    against its concept's region (``own``: concept -> region), where that sample has it. A face
+    without the attribute has no evidence of it in its part to point at."""
     with SampleStore(samples) as store:
-        if store.boxes is None:
+        if store.boxes is None and not store.mask_names:
             raise UserError(f"{samples}: holds no regions of its images to score the maps against "
-                            f"(boxes); rerun the stage that packed it, or set 'localisation: "
+                            f"(boxes or masks); rerun the stage that packed it, or set 'localisation: "
                             f"{{enabled: false}}'")
         boxes, box_names, shape = store.boxes, list(store.box_names), tuple(store.sample_shape[:2])
+        mask_names = list(store.mask_names)
 
     def score(concept, values, indices) -> pd.DataFrame | None:
         region = own.get(concept)
         if region is None:
             return None
-        if region not in box_names:
+        if region not in box_names + mask_names:
             raise UserError(f"region '{region}' (config key 'localisation.regions'): {samples} has the "
-                            f"regions {', '.join(box_names)}")
+                            f"regions {', '.join(box_names + mask_names)}")
         shows = positives[concept][np.asarray(indices)]
         if not shows.any():
             return None
         values, indices = values[shows], np.asarray(indices)[shows]
-        picked = boxes[indices, box_names.index(region)]
-        return score_against_masks(values, box_masks(picked, shape)).assign(
-            region=region, sample=indices, own=1)
+        if region in mask_names:
+            with SampleStore(samples) as store:
+                masks = store.masks(indices, region)
+        else:
+            masks = box_masks(boxes[indices, box_names.index(region)], shape)
+        known = masks.reshape(len(masks), -1).any(axis=1)  # a sample without the region: not scored
+        if not known.any():
+            return None
+        return score_against_masks(values[known], masks[known]).assign(
+            region=region, sample=indices[known], own=1)
 
     return score
 
