@@ -192,21 +192,28 @@ def test_region_concepts_come_by_default_with_a_spot_annotation(tmp_path):
     config = validate_config(tissue_config(source, regions="none", seed_genes={"penk": "Penk"}), SCHEMA)
     assert "regions" not in config["datasets"]["tissue"]["concepts"]
     assert concept_names("tissue", config["datasets"]["tissue"]) == ["penk"]
-    # a local .h5ad's region_key; one still to download is not read, and gets none
+    # a local .h5ad's region_key, by path or file: URL (spaces escaped, as Path.as_uri writes
+    # them); one still to download is not read, and gets none
     a = ad.AnnData(X=np.ones((12, 2), dtype=np.float32))
-    a.obs["domain"] = "cortex"
-    a.write_h5ad(tmp_path / "kidney.h5ad")
-    local = {"anndata": {"path": str(tmp_path / "kidney.h5ad"), "region_key": "domain"}}
+    a.obs["domain"] = ["cortex"] * 10 + ["medulla"] * 2  # medulla: too few spots for a concept
+    (tmp_path / "a b").mkdir()
+    a.write_h5ad(tmp_path / "a b" / "kidney.h5ad")
+    for path in (str(tmp_path / "a b" / "kidney.h5ad"), (tmp_path / "a b" / "kidney.h5ad").as_uri(),
+                 {"url": (tmp_path / "a b" / "kidney.h5ad").as_uri(), "checksum": "md5:" + "0" * 32}):
+        local = {"anndata": {"path": path, "region_key": "domain"}}
+        assert validate_config(tissue_config(local, regions=None), SCHEMA)[
+            "datasets"]["tissue"]["concepts"]["regions"] == {"cortex": "cortex"}, path
     remote = {"anndata": {"path": {"url": "https://example.org/a.h5ad", "checksum": "md5:" + "0" * 32},
                           "region_key": "domain"}}
-    assert validate_config(tissue_config(local, regions=None), SCHEMA)[
-        "datasets"]["tissue"]["concepts"]["regions"] == {"cortex": "cortex"}
-    # none: no annotation, an .h5ad to download, regions under 10 spots, the synthetic tissue,
-    # an annotation not there (the plan stops on the missing input; a config checks without data)
-    few = tmp_path / "few.tsv"
+    # none: no annotation, an .h5ad to download, regions under 10 spots, one region and nothing
+    # outside it to rank its markers against, the synthetic tissue, an annotation not there (the
+    # plan stops on the missing input; a config checks without data)
+    few, one = tmp_path / "few.tsv", tmp_path / "one.tsv"
     few.write_text("1x1\tA\n2x2\tB\n")
+    one.write_text("".join(f"{k}x1\tTissue\n" for k in range(30)))
     for source in ({"st_counts": {"counts": "c.tsv"}}, remote, {"anndata": {"path": "a.h5ad"}},
-                   {"st_counts": {"counts": "c.tsv", "annotation": str(few)}}, {"synthetic_tissue": {}},
+                   {"st_counts": {"counts": "c.tsv", "annotation": str(few)}},
+                   {"st_counts": {"counts": "c.tsv", "annotation": str(one)}}, {"synthetic_tissue": {}},
                    {"st_counts": {"counts": "c.tsv", "annotation": str(tmp_path / "missing.tsv")}},
                    {"anndata": {"path": str(tmp_path / "missing.h5ad"), "region_key": "domain"}}):
         config = validate_config(tissue_config(source, regions=None, seed_genes={"penk": "Penk"}), SCHEMA)
@@ -229,7 +236,11 @@ def test_regions_all_with_no_region_large_enough(tmp_path):
     annotation = tmp_path / "few.tsv"
     annotation.write_text("1x1\tA\n2x2\tA\n3x3\tB\n")
     source = {"st_counts": {"counts": "c.tsv", "annotation": str(annotation)}}
-    with pytest.raises(ConfigError, match=r"no region of the annotation has 10 annotated spots \(A: 2, B: 1\)"):
+    with pytest.raises(ConfigError, match=r"no region of the annotation has 10 annotated spots and 2 "
+                                          r"annotated spots outside it .*; A: 2, B: 1\)"):
+        validate_config(tissue_config(source), SCHEMA)
+    annotation.write_text("".join(f"{k}x1\tTissue\n" for k in range(30)))  # nothing outside
+    with pytest.raises(ConfigError, match=r"2 annotated spots outside it .*; Tissue: 30\)"):
         validate_config(tissue_config(source), SCHEMA)
     with pytest.raises(ConfigError, match="'datasets.tissue.concepts.regions': 'every' is none of the forms "
                                           "this key takes: concept name -> annotated region"):

@@ -210,21 +210,27 @@ def test_masks_given_with_images_are_packed_resized_and_refused_when_they_do_not
     tiny = np.zeros((40, 80), np.uint16)
     tiny[0:2, 0:2] = 1  # 16-bit, smaller than a packed pixel
     Image.fromarray(tiny).save(masks / "eyes" / "f3.png")
+    painted = np.zeros((40, 80, 4), np.uint8)
+    painted[20:40, 20:60, 3] = 255  # black, opaque, on a transparent layer
+    Image.fromarray(painted).save(masks / "eyes" / "f1.png")
+    Image.fromarray(mouth).save(masks / "mouth" / "f9.png")  # an image the table does not name
     (masks / "README.txt").write_text("one folder per region\n")
     (masks / "mouth" / "._f1.png").write_bytes(b"\x00\x05\x16\x07")  # a Mac's resource fork: left out
     samples = tmp_path / "samples.h5"
     summary = pack_image_folder(folder, labels, samples, 16, 0.2, 0, masks_dir=masks)
-    assert summary["mask_regions"] == {"eyes": 1, "mouth": 2} and summary["regions"] == []
+    assert summary["mask_regions"] == {"eyes": 2, "mouth": 2} and summary["regions"] == []
+    assert summary["masks_without_image"] == 1
     box = np.zeros((16, 16), bool)
     box[8:16, 4:12] = True  # x 20-60 of 80, y 20-40 of 40, on 16x16
     with SampleStore(str(samples)) as store:
         assert store.mask_names == ["eyes", "mouth"] and store.boxes is None
         mouth_masks = store.masks(np.arange(5), "mouth")
-        eyes = store.masks([3, 0], "eyes")
+        eyes = store.masks([3, 0, 1], "eyes")
     np.testing.assert_array_equal(mouth_masks[1], box)
     np.testing.assert_array_equal(mouth_masks[4], box)
     assert not mouth_masks[[0, 2, 3]].any()  # no mask: no region
     assert eyes[0].sum() == 1 and eyes[0, 0, 0] and not eyes[1].any()  # the tiny region kept, one pixel
+    np.testing.assert_array_equal(eyes[2], box)  # painted on transparency: its opaque part
 
     def refused(message, boxes=None):
         samples.unlink(missing_ok=True)
@@ -235,9 +241,11 @@ def test_masks_given_with_images_are_packed_resized_and_refused_when_they_do_not
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(masks / "eyes" / "f2.png")
     refused("f2.png: the mask is 40x40 pixels and its image f2.png 80x40")
     (masks / "eyes" / "f2.png").unlink()
-    Image.fromarray(mouth).save(masks / "eyes" / "nope.png")
-    refused("nope.png: a mask of 'eyes' for image 'nope', which is not in the label table")
-    (masks / "eyes" / "nope.png").unlink()
+    (masks / "hat").mkdir()
+    Image.fromarray(mouth).save(masks / "hat" / "f1_hat.png")
+    refused("f1_hat.png: none of the 1 masks of 'hat' is named as an image of the label table "
+            "\\('f1_hat' is not one\\)")
+    (masks / "hat" / "f1_hat.png").unlink()
     Image.fromarray(mouth).save(masks / "mouth" / "f1.tif")
     refused("a second mask of 'mouth' for image 'f1'")
     (masks / "mouth" / "f1.tif").unlink()
@@ -268,6 +276,9 @@ def test_a_mask_edited_in_its_folder_repacks_the_images_through_snakemake(tmp_pa
         Image.fromarray(np.full((32, 32, 3), 30 * i, np.uint8)).save(faces / f"f{i}.png")
         Image.fromarray(mask).save(masks / f"f{i}.png")
     (work / "labels.csv").write_text("image,Smiling\n" + "".join(f"f{i}.png,{i % 2}\n" for i in range(8)))
+    (work / "shared_eyes").mkdir()  # a region folder linked in from elsewhere
+    Image.fromarray(mask).save(work / "shared_eyes" / "f0.png")
+    (work / "masks" / "eyes").symlink_to(work / "shared_eyes", target_is_directory=True)
     config = {"results": "results", "saliency": {"methods": {"vanilla_gradient": {}}},
               "datasets": {"faces": {"type": "images", "image_size": 32,
                                      "source": {"image_folder": {"images": "faces", "labels": "labels.csv",
@@ -280,16 +291,19 @@ def test_a_mask_edited_in_its_folder_repacks_the_images_through_snakemake(tmp_pa
     assert jobs["prepare_images"] == 1 and jobs["localise"] == 1, jobs
     manifest = work / "results" / "faces" / "raw" / "mask_manifest.tsv"
     assert [line.split("\t")[0] for line in manifest.read_text().splitlines()[3:]] == [
-        f"mouth/f{i}.png" for i in range(8)]
+        "eyes/f0.png", *(f"mouth/f{i}.png" for i in range(8))]
     samples = "results/faces/data/samples.h5"
     snakemake(work, samples, "--cores", "1", "--configfile", "masks.yaml")
     with SampleStore(str(work / samples)) as store:
-        assert store.mask_names == ["mouth"] and store.masks([0], "mouth")[0].sum() == 8 * 16
+        assert store.mask_names == ["eyes", "mouth"] and store.masks([0], "mouth")[0].sum() == 8 * 16
     assert planned_jobs(work, samples, "--configfile", "masks.yaml") == {}
     mask[:] = 0
     mask[0:4, 0:4] = 255
     Image.fromarray(mask).save(masks / "f3.png")
     os.utime(masks / "f3.png", ns=(1, 1))  # a new content, an old date: the listing still changes
+    assert planned_jobs(work, samples, "--configfile", "masks.yaml") == {"prepare_images": 1}
+    snakemake(work, samples, "--cores", "1", "--configfile", "masks.yaml")
+    os.utime(work / "shared_eyes" / "f0.png", ns=(2, 2))  # through the link
     assert planned_jobs(work, samples, "--configfile", "masks.yaml") == {"prepare_images": 1}
     # a masks folder that is not there is refused while planning, naming the key
     config["datasets"]["faces"]["source"]["image_folder"]["masks"] = "nowhere"
@@ -324,7 +338,7 @@ def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_d
 
     from concept_saliency.artifacts import Provenance
     from concept_saliency.concept_vectors import Concept, write_concepts
-    from concept_saliency.data.manifest import MASK_SUFFIXES, write_folder_manifest
+    from concept_saliency.data.manifest import write_mask_manifest
     from concept_saliency.data.samples import SampleStore
     from concept_saliency.saliency_maps import maps_writer
 
@@ -346,16 +360,16 @@ def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_d
         mask[20:40, 20:60] = 255
         for i in range(5):
             Image.fromarray(mask).save(tmp_path / "masks" / "mouth" / f"f{i}.png")
-        regions = {"masks": write_folder_manifest(tmp_path / "masks", tmp_path / "mask_manifest.tsv",
-                                                  MASK_SUFFIXES)}
+        regions = {"masks": write_mask_manifest(tmp_path / "masks", tmp_path / "mask_manifest.tsv")}
     samples = tmp_path / "samples.h5"
     run_stage("prepare_images", ("samples",), images=str(folder), labels=str(tmp_path / "labels.csv"),
               samples=str(samples), image_size=16, validation_fraction=0.0, seed=0, **regions)
     with SampleStore(str(samples)) as store:
         ids, positive = store.ids, store.labels[:, 0]
     concepts = tmp_path / "concepts.h5"
-    write_concepts(concepts, [Concept("Smiling", "attribute", np.ones(3), positive)], np.zeros((6, 1)),
-                   {"Smiling": np.arange(6)}, ids)
+    write_concepts(concepts, [Concept("Smiling", "attribute", np.ones(3), positive),
+                              Concept("Young", "attribute", np.ones(3), ~positive)], np.zeros((6, 2)),
+                   {"Smiling": np.arange(6), "Young": np.arange(6)}, ids)
     Provenance("test").write(concepts, "csm.concepts")
     mouth = np.zeros((16, 16), bool)
     mouth[8:16, 4:12] = True  # the box scaled to 16x16: x 4-12, y 8-16
@@ -363,13 +377,16 @@ def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_d
     path = tmp_path / "vanilla_gradient.h5"
     with maps_writer(path, "vanilla_gradient", {}) as out:  # on the mouth where it smiles, off elsewhere
         out.add("Smiling", np.arange(6), ids, np.repeat(maps.astype(float), 3, axis=-1), np.zeros(6))
+        out.add("Young", np.arange(6), ids, np.ones((6, 16, 16, 3)), np.zeros(6))
     Provenance("test").write(path, "csm.saliency")
     table_path = tmp_path / "localisation.tsv"
     run_stage("localise", ("table", "per_sample", "figure"), concepts=str(concepts), maps=[str(path)],
               samples=str(samples), table=str(table_path), per_sample=str(tmp_path / "per_map.tsv"),
-              figure=str(tmp_path / "localisation.png"), regions={"Smiling": "mouth"}, seed=0)
+              figure=str(tmp_path / "localisation.png"), regions={"Smiling": "mouth", "Young": "Young"},
+              seed=0)  # Young: the region named as the concept, its default, which the images lack
     table = pd.read_csv(table_path, sep="\t").set_index("method")
     assert set(table.index) == {"vanilla_gradient", "random", "mean_image_difference"}
+    assert set(table["concept"]) == {"Smiling"}
     on = table.loc["vanilla_gradient"]
     scored = 3 if given == "boxes" else 2  # the smiling faces with a region
     assert on["n_maps"] == scored and on["peak_in_region"] == 1.0  # the smiling faces only

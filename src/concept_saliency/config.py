@@ -319,12 +319,21 @@ def all_region_concepts(name: str, dataset: dict) -> dict[str, str]:
                           f"and this source has no annotation: give the source's "
                           f"{'region_key' if kind == 'anndata' else 'annotation'}, or name the regions")
     counts = _annotated_regions(key, kind, spec)
-    kept = [r for r, n in counts.items() if n >= MIN_REGION_SPOTS]
+    kept = _large_regions(counts)
     if not kept:
         raise ConfigError(f"config key '{key}': no region of the annotation has {MIN_REGION_SPOTS} "
-                          f"annotated spots ({', '.join(f'{r}: {n}' for r, n in counts.items()) or 'none'}); "
+                          f"annotated spots and 2 annotated spots outside it (its markers are ranked "
+                          f"against those; {', '.join(f'{r}: {n}' for r, n in counts.items()) or 'none'}); "
                           f"name the regions to use")
-    return region_concept_names(sorted(kept, key=_natural), taken)
+    return region_concept_names(kept, taken)
+
+
+def _large_regions(counts: dict[str, int]) -> list[str]:
+    """The regions of ``counts`` (region -> annotated spots) a region concept can be made of:
+    :data:`MIN_REGION_SPOTS` spots or more, and 2 annotated spots or more outside (its markers
+    are ranked against those); in natural order."""
+    total = sum(counts.values())
+    return sorted((r for r, n in counts.items() if n >= MIN_REGION_SPOTS and total - n >= 2), key=_natural)
 
 
 def default_region_concepts(name: str, dataset: dict) -> dict[str, str]:
@@ -341,19 +350,18 @@ def default_region_concepts(name: str, dataset: dict) -> dict[str, str]:
     spec = spec or {}
     if kind in ("st_counts", "visium") and spec.get("annotation"):
         key, local = f"datasets.{name}.source.{kind}.annotation", spec["annotation"]
-    elif kind == "anndata" and spec.get("region_key") and not _remote(spec["path"]):
-        key, local = f"datasets.{name}.source.anndata.path", _local_path(spec["path"])
+    elif kind == "anndata" and spec.get("region_key"):
+        key, local = f"datasets.{name}.source.anndata", _local_path(spec["path"])
     else:
         return {}
-    if not Path(local).is_file():
+    if not Path(local).is_file():  # a URL too: nothing to read before the run
         return {}
     try:
         counts = _annotated_regions(key, kind, spec)
     except ConfigError as exc:
         raise ConfigError(f"{str(exc).rstrip('.')}. Region concepts are made from the annotation when "
                           f"'datasets.{name}.concepts.regions' is left out; 'regions: none' makes none") from None
-    kept = [r for r, n in counts.items() if n >= MIN_REGION_SPOTS]
-    return region_concept_names(sorted(kept, key=_natural), _concepts_taken(dataset))
+    return region_concept_names(_large_regions(counts), _concepts_taken(dataset))
 
 
 def _concepts_taken(dataset: dict) -> set[str]:
@@ -377,15 +385,15 @@ def _annotated_regions(key: str, kind: str, spec: dict) -> dict[str, int]:
 
 
 def _local_path(path) -> str:
-    """The file an .h5ad source ``path`` (a path, a ``file://`` URL, or ``{url, checksum}``) names."""
+    """The file an .h5ad source ``path`` (a path, a ``file:`` URL as ``Path.as_uri`` writes it, or
+    ``{url, checksum}`` of either) names on this machine; a remote URL as it is."""
+    from urllib.request import url2pathname
+
     local = str(path.get("url") if isinstance(path, dict) else path)
-    return local[len("file://"):] if local.startswith("file://") else local
-
-
-def _remote(path) -> bool:
-    """Whether an .h5ad source ``path`` (a path, or ``{url, checksum}``) is still to download."""
-    url = str(path.get("url") if isinstance(path, dict) else path)
-    return urlparse(url).scheme.lower() in ("http", "https", "ftp")
+    parsed = urlparse(local)
+    if parsed.scheme.lower() == "file" and parsed.netloc in ("", "localhost"):
+        return url2pathname(parsed.path)
+    return local
 
 
 def _natural(text: str) -> list:

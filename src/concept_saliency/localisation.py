@@ -31,13 +31,20 @@ from .evaluation import flat_maps
 
 
 def box_masks(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``(N, H, W)`` masks of the pixels whose centres lie in each box (NaN box: empty mask)."""
+    """``(N, H, W)`` masks of the pixels whose centres lie in each box; a box between centres
+    (smaller than a pixel) gets the pixel holding its centre, so no box vanishes (NaN box:
+    empty mask)."""
     h, w = shape
     yc, xc = np.arange(h) + 0.5, np.arange(w) + 0.5
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     with np.errstate(invalid="ignore"):
         inside_x = (xc[None, :] >= b[:, 0:1]) & (xc[None, :] < b[:, 2:3])
         inside_y = (yc[None, :] >= b[:, 1:2]) & (yc[None, :] < b[:, 3:4])
+    given = np.isfinite(b).all(axis=1)
+    for axis, inside, size in ((0, inside_x, w), (1, inside_y, h)):
+        empty = given & ~inside.any(axis=1)
+        centre = np.clip(((b[empty, axis] + b[empty, axis + 2]) / 2).astype(int), 0, size - 1)
+        inside[np.flatnonzero(empty), centre] = True
     return inside_y[:, :, None] & inside_x[:, None, :]
 
 

@@ -25,9 +25,9 @@ from concept_saliency.config import (
     validate_config,
 )
 from concept_saliency.data.manifest import (
-    MASK_SUFFIXES,
     write_folder_manifest,
     write_image_manifest,
+    write_mask_manifest,
 )
 from concept_saliency.errors import ConfigError, UserError
 from concept_saliency.sources import downloads, image_folder, source_files
@@ -258,7 +258,7 @@ def _write_manifests():
             write_image_manifest(folder, labels, SOURCES[ds]["manifest"].path)
             if "masks" in SOURCES[ds]:  # region masks: every mask file of the folder
                 masks = cfg["source"]["image_folder"]["masks"]
-                write_folder_manifest(masks, SOURCES[ds]["masks"].path, MASK_SUFFIXES)
+                write_mask_manifest(masks, SOURCES[ds]["masks"].path)
         else:  # CelebA's images given as a folder
             write_folder_manifest(folder, f"{R}/{ds}/raw/celeba_images_manifest.tsv")
 

@@ -36,6 +36,7 @@ that cannot be read; an EXIF orientation other than 1-8.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import sys
@@ -45,8 +46,10 @@ import numpy as np
 
 from ..errors import ConfigError, InputDataError
 from .label_table import read_label_table, resolve_images
-from .manifest import MASK_SUFFIXES
+from .manifest import MASK_SUFFIXES, mask_files
 from .samples import assign_split, create_mask_dataset, create_sample_store, write_boxes
+
+log = logging.getLogger("concept_saliency")
 
 #: Formats read, recognised by content (not by file name).
 READ_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")  # JPEG includes multi-picture (MPO)
@@ -87,6 +90,18 @@ def decode_image(path: str | os.PathLike, background=(255, 255, 255)) -> np.ndar
     See the module docstring for how each kind of file maps and what is refused
     (:class:`InputDataError`, one line naming the file).
     """
+    values, alpha = _decode_upright(path)
+    if values.shape[2] == 1:
+        values = np.repeat(values, 3, axis=2)
+    if alpha is not None:
+        a = alpha[..., None]
+        values = a * values + (1.0 - a) * np.asarray(background, dtype=np.float64)
+    return values
+
+
+def _decode_upright(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """The values ``(H, W, 1 or 3)`` and alpha (``(H, W)`` in [0, 1], or None) of an image file,
+    upright, before compositing (:func:`decode_image`)."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -110,13 +125,7 @@ def decode_image(path: str | os.PathLike, background=(255, 255, 255)) -> np.ndar
         raise InputDataError(f"{path}: refused: {exc}") from None
     except (OSError, ValueError, SyntaxError, EOFError, IndexError) as exc:
         raise InputDataError(f"{path}: cannot read the image ({exc})") from None
-    values = upright(values)
-    if values.shape[2] == 1:
-        values = np.repeat(values, 3, axis=2)
-    if alpha is not None:
-        a = upright(alpha)[..., None]
-        values = a * values + (1.0 - a) * np.asarray(background, dtype=np.float64)
-    return values
+    return upright(values), (upright(alpha) if alpha is not None else None)
 
 
 def load_image(path: str | os.PathLike, size: int | None, background=(255, 255, 255)) -> np.ndarray:
@@ -145,17 +154,20 @@ def pack_image_folder(image_dir: str | os.PathLike, labels_path: str | os.PathLi
     table = read_label_table(labels_path)
     files = resolve_images(table, image_dir)
     given = read_region_boxes(boxes_path, table.images) if boxes_path else None
-    mask_files = find_region_masks(masks_dir, table.ids) if masks_dir else {}
+    masks_of, no_image = find_region_masks(masks_dir, table.ids) if masks_dir else ({}, [])
+    if no_image:
+        log.warning("%s: %d mask(s) of images the label table does not name, left out (the first: %s)",
+                    masks_dir, len(no_image), no_image[0])
     rgb = background_rgb(background)
     n = len(files)
     split = assign_split(n, validation_fraction, seed)
     labels = np.asarray(table.positive, dtype=bool).reshape(n, len(table.attributes))
     names = sorted({r for regions in (given or {}).values() for r in regions})
-    both = sorted(set(names) & set(mask_files))
+    both = sorted(set(names) & set(masks_of))
     if both:
         raise InputDataError(f"{masks_dir}: region '{both[0]}' has masks here and boxes in {boxes_path}; "
                              f"give each region one way (rename the folder or the boxes' region)")
-    mask_names = sorted(mask_files)
+    mask_names = sorted(masks_of)
     boxes = np.full((n, len(names), 4), np.nan, dtype=np.float32)
     with create_sample_store(out_path, n, (image_size, image_size, 3), np.uint8, list(table.ids),
                              split, labels=labels, label_names=list(table.attributes),
@@ -174,7 +186,7 @@ def pack_image_folder(image_dir: str | os.PathLike, labels_path: str | os.PathLi
                     scale = np.array([image_size / w, image_size / h] * 2)
                     boxes[i, names.index(region)] = np.asarray(box) * scale
                 for r, region in enumerate(mask_names):
-                    path = mask_files[region].get(table.ids[i])
+                    path = masks_of[region].get(table.ids[i])
                     if path is not None:
                         inside[i - start, r] = mask_to_size(read_mask(path, (h, w), table.images[i]),
                                                             image_size)
@@ -186,61 +198,60 @@ def pack_image_folder(image_dir: str | os.PathLike, labels_path: str | os.PathLi
         if names:
             write_boxes(x.file, boxes, names, n)
     return {"images": n, "attributes": list(table.attributes), "regions": names,
-            **({"mask_regions": {r: len(m) for r, m in mask_files.items()}} if mask_files else {})}
+            **({"mask_regions": {r: len(m) for r, m in masks_of.items()},
+                "masks_without_image": len(no_image)} if masks_of else {})}
 
 
-def find_region_masks(folder: str | os.PathLike, ids: list[str]) -> dict[str, dict[str, Path]]:
+def find_region_masks(folder: str | os.PathLike, ids: list[str]) -> tuple[dict[str, dict[str, Path]], list[Path]]:
     """Masks of regions on the images: ``<folder>/<region>/<sample id>.<suffix>``, one
     subfolder per region, each mask named as its image is inside the images folder (any of
-    :data:`MASK_SUFFIXES`: ``mouth/a/x.png`` is the mouth of ``a/x.jpg``). An image without a
-    mask of a region has no such region; hidden files and folders (``.x``) are left out.
-    Returns region -> sample id -> file. Refused, naming
-    the file: a mask of no image of the label table, two masks of one image and region, a
-    file in ``folder`` itself (regions are its subfolders), no mask at all."""
+    :data:`MASK_SUFFIXES`: ``mouth/a/x.png`` is the mouth of ``a/x.jpg``; the files:
+    :func:`.manifest.mask_files`). An image without a mask of a region has no such region.
+    Returns region -> sample id -> file, and the masks of images the label table does not name
+    (left out: a table may name fewer images than the folders hold). Refused, naming the file:
+    a region none of whose masks names an image of the table (misnamed masks), two masks of one
+    image and region, a mask directly in ``folder`` (regions are its subfolders), no mask."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputDataError(f"{folder}: the masks folder does not exist; give a folder with one "
                              f"subfolder of masks per region")
     known = set(ids)
     found: dict[str, dict[str, Path]] = {}
-    for region_dir in sorted(folder.iterdir()):
-        if region_dir.name.startswith("."):
-            continue
-        if not region_dir.is_dir():
-            if region_dir.suffix.lower() in MASK_SUFFIXES:
-                raise InputDataError(f"{region_dir}: a mask directly in the masks folder; put each "
-                                     f"region's masks in a subfolder named after the region")
-            continue
-        region = region_dir.name
-        masks: dict[str, Path] = {}
-        for root, dirs, filenames in os.walk(region_dir):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(filenames):
-                path = Path(root) / name
-                if path.suffix.lower() not in MASK_SUFFIXES or name.startswith("."):
-                    continue  # not an image, or hidden (a Mac's ._x.png beside x.png)
-                sid = path.relative_to(region_dir).with_suffix("").as_posix()
-                if sid not in known:
-                    raise InputDataError(f"{path}: a mask of '{region}' for image '{sid}', which is not "
-                                         f"in the label table (a mask is named as its image, any suffix)")
-                if sid in masks:
-                    raise InputDataError(f"{path}: a second mask of '{region}' for image '{sid}' (also "
-                                         f"{masks[sid]}); keep one")
-                masks[sid] = path
-        if masks:
-            found[region] = masks
+    unmatched: dict[str, list[Path]] = {}
+    for region, path in mask_files(folder):
+        if not region:
+            raise InputDataError(f"{path}: a mask directly in the masks folder; put each region's "
+                                 f"masks in a subfolder named after the region")
+        sid = path.relative_to(folder / region).with_suffix("").as_posix()
+        masks = found.setdefault(region, {})
+        if sid not in known:
+            unmatched.setdefault(region, []).append(path)
+        elif sid in masks:
+            raise InputDataError(f"{path}: a second mask of '{region}' for image '{sid}' (also "
+                                 f"{masks[sid]}); keep one")
+        else:
+            masks[sid] = path
+    for region, masks in found.items():
+        if not masks:
+            first = unmatched[region][0]
+            raise InputDataError(f"{first}: none of the {len(unmatched[region])} masks of '{region}' is "
+                                 f"named as an image of the label table ('{first.relative_to(folder / region).with_suffix('').as_posix()}' "
+                                 f"is not one); a mask is named as its image inside the images folder, "
+                                 f"with any suffix")
     if not found:
         raise InputDataError(f"{folder}: no masks found; give one subfolder per region holding a mask "
                              f"per image ({', '.join(MASK_SUFFIXES)})")
-    return found
+    return found, [path for paths in unmatched.values() for path in paths]
 
 
 def read_mask(path: str | os.PathLike, shape: tuple[int, int], image: str) -> np.ndarray:
     """A region mask as booleans: a pixel is inside where its largest channel is above half the
-    mask's largest value (0/1 and 0/255 masks alike, a JPEG's compression noise outside; a
-    transparent pixel is outside; an all-zero mask is empty). It must have the size of its image
-    as displayed (upright), ``shape``; refused otherwise, naming both."""
-    values = decode_image(path, (0, 0, 0)).max(axis=2)
+    mask's largest value (0/1 and 0/255 masks alike, a JPEG's compression noise outside; an
+    all-zero mask is empty); in a mask with transparency that varies, where it is more opaque
+    than not (a region painted in any colour on a transparent layer). It must have the size of
+    its image as displayed (upright), ``shape``; refused otherwise, naming both."""
+    values, alpha = _decode_upright(path)
+    values = alpha if alpha is not None and alpha.min() < alpha.max() else values.max(axis=2)
     if values.shape != tuple(shape):
         raise InputDataError(f"{path}: the mask is {values.shape[1]}x{values.shape[0]} pixels and its "
                              f"image {image} {shape[1]}x{shape[0]}; a mask must cover its image pixel for pixel")

@@ -73,6 +73,39 @@ def write_folder_manifest(folder: str | os.PathLike, manifest: str | os.PathLike
     return _write_if_changed(manifest, "\n".join(lines) + "\n", {"images": str(folder)}, {})
 
 
+def mask_files(folder: str | os.PathLike) -> list[tuple[str, Path]]:
+    """``(region, file)`` of every mask of a masks folder (``image_folder.masks``): each
+    subfolder (a link to one too) is a region, and every file of :data:`MASK_SUFFIXES` under it
+    at any depth (links to folders inside it not followed) one of its masks; hidden files and
+    folders (``.x``: a Mac's ``._x.png``) left out. The files directly in ``folder`` are
+    returned with region ``""``. Sorted; the packing and the manifest list the same files."""
+    folder = Path(folder)
+    found = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            if entry.suffix.lower() in MASK_SUFFIXES:
+                found.append(("", entry))
+            continue
+        for root, dirs, filenames in os.walk(entry):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found += [(entry.name, Path(root) / name) for name in sorted(filenames)
+                      if not name.startswith(".") and Path(name).suffix.lower() in MASK_SUFFIXES]
+    return found
+
+
+def write_mask_manifest(folder: str | os.PathLike, manifest: str | os.PathLike) -> str:
+    """The manifest of a masks folder (:func:`mask_files`), written as the image folder's is;
+    returns its path."""
+    folder = Path(folder)
+    lines = [_FOLDER_TITLE, f"# images: {json.dumps(os.path.abspath(folder))}", "name\tsize\tmtime_ns"]
+    for _, path in mask_files(folder):
+        stat = path.stat()
+        lines.append(f"{path.relative_to(folder).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}")
+    return _write_if_changed(Path(manifest), "\n".join(lines) + "\n", {"images": str(folder)}, {})
+
+
 def _write_if_changed(manifest: Path, text: str, parameters: dict, inputs: dict) -> str:
     """Write ``manifest`` (atomically, with its provenance record) if its content would change."""
     try:

@@ -59,7 +59,8 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
                 if found is not None:
                     rows.append(found.assign(method=method, concept=name))
     if not rows:
-        raise UserError("no concept has a known region to score its maps against; name each concept's "
+        raise UserError("no concept has a known region to score its maps against (or none of the "
+                        "explained samples that show it has that region); name each concept's "
                         "region with the dataset's 'localisation.regions', or set 'localisation: "
                         "{enabled: false}'")
     detail = pd.concat(rows, ignore_index=True)
@@ -121,8 +122,8 @@ def _box_scorer(samples: str, own: dict, positives: dict):
 
     def score(concept, values, indices) -> pd.DataFrame | None:
         region = own.get(concept)
-        if region is None:
-            return None
+        if region is None or (region == concept and region not in box_names + mask_names):
+            return None  # no region named, or none named as the concept (the default guess)
         if region not in box_names + mask_names:
             raise UserError(f"region '{region}' (config key 'localisation.regions'): {samples} has the "
                             f"regions {', '.join(box_names + mask_names)}")
