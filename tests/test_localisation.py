@@ -214,23 +214,25 @@ def test_masks_given_with_images_are_packed_resized_and_refused_when_they_do_not
     painted[20:40, 20:60, 3] = 255  # black, opaque, on a transparent layer
     Image.fromarray(painted).save(masks / "eyes" / "f1.png")
     Image.fromarray(mouth).save(masks / "mouth" / "f9.png")  # an image the table does not name
+    Image.fromarray(mouth).save(masks / "eyes" / "f2.png.png")  # named as the image, a suffix added
     (masks / "README.txt").write_text("one folder per region\n")
     (masks / "mouth" / "._f1.png").write_bytes(b"\x00\x05\x16\x07")  # a Mac's resource fork: left out
     samples = tmp_path / "samples.h5"
     summary = pack_image_folder(folder, labels, samples, 16, 0.2, 0, masks_dir=masks)
-    assert summary["mask_regions"] == {"eyes": 2, "mouth": 2} and summary["regions"] == []
+    assert summary["mask_regions"] == {"eyes": 3, "mouth": 2} and summary["regions"] == []
     assert summary["masks_without_image"] == 1
     box = np.zeros((16, 16), bool)
     box[8:16, 4:12] = True  # x 20-60 of 80, y 20-40 of 40, on 16x16
     with SampleStore(str(samples)) as store:
         assert store.mask_names == ["eyes", "mouth"] and store.boxes is None
         mouth_masks = store.masks(np.arange(5), "mouth")
-        eyes = store.masks([3, 0, 1], "eyes")
+        eyes = store.masks([3, 0, 1, 2], "eyes")
     np.testing.assert_array_equal(mouth_masks[1], box)
     np.testing.assert_array_equal(mouth_masks[4], box)
     assert not mouth_masks[[0, 2, 3]].any()  # no mask: no region
     assert eyes[0].sum() == 1 and eyes[0, 0, 0] and not eyes[1].any()  # the tiny region kept, one pixel
     np.testing.assert_array_equal(eyes[2], box)  # painted on transparency: its opaque part
+    np.testing.assert_array_equal(eyes[3], box)
 
     def refused(message, boxes=None):
         samples.unlink(missing_ok=True)
@@ -238,9 +240,9 @@ def test_masks_given_with_images_are_packed_resized_and_refused_when_they_do_not
             pack_image_folder(folder, labels, samples, 16, 0.2, 0, masks_dir=masks, boxes_path=boxes)
         assert not samples.exists()
 
-    Image.fromarray(np.zeros((40, 40), np.uint8)).save(masks / "eyes" / "f2.png")
-    refused("f2.png: the mask is 40x40 pixels and its image f2.png 80x40")
-    (masks / "eyes" / "f2.png").unlink()
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(masks / "eyes" / "f0.png")
+    refused("f0.png: the mask is 40x40 pixels and its image f0.png 80x40")
+    (masks / "eyes" / "f0.png").unlink()
     (masks / "hat").mkdir()
     Image.fromarray(mouth).save(masks / "hat" / "f1_hat.png")
     refused("f1_hat.png: none of the 1 masks of 'hat' is named as an image of the label table "
@@ -249,6 +251,9 @@ def test_masks_given_with_images_are_packed_resized_and_refused_when_they_do_not
     Image.fromarray(mouth).save(masks / "mouth" / "f1.tif")
     refused("a second mask of 'mouth' for image 'f1'")
     (masks / "mouth" / "f1.tif").unlink()
+    Image.fromarray(mouth).save(masks / "eyes" / "f2.tif")  # f2.png.png names it too
+    refused("a second mask of 'eyes' for image 'f2'")
+    (masks / "eyes" / "f2.tif").unlink()
     (tmp_path / "boxes.csv").write_text("image,region,x0,y0,x1,y1\nf1.png,mouth,20,20,60,40\n")
     refused("region 'mouth' has masks here and boxes in .*boxes.csv", boxes=tmp_path / "boxes.csv")
     Image.fromarray(mouth).save(masks / "f1.png")

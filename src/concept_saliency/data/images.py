@@ -154,7 +154,7 @@ def pack_image_folder(image_dir: str | os.PathLike, labels_path: str | os.PathLi
     table = read_label_table(labels_path)
     files = resolve_images(table, image_dir)
     given = read_region_boxes(boxes_path, table.images) if boxes_path else None
-    masks_of, no_image = find_region_masks(masks_dir, table.ids) if masks_dir else ({}, [])
+    masks_of, no_image = find_region_masks(masks_dir, table.ids, table.images) if masks_dir else ({}, [])
     if no_image:
         log.warning("%s: %d mask(s) of images the label table does not name, left out (the first: %s)",
                     masks_dir, len(no_image), no_image[0])
@@ -202,11 +202,14 @@ def pack_image_folder(image_dir: str | os.PathLike, labels_path: str | os.PathLi
                 "masks_without_image": len(no_image)} if masks_of else {})}
 
 
-def find_region_masks(folder: str | os.PathLike, ids: list[str]) -> tuple[dict[str, dict[str, Path]], list[Path]]:
+def find_region_masks(folder: str | os.PathLike, ids: list[str],
+                      images: list[str] | None = None) -> tuple[dict[str, dict[str, Path]], list[Path]]:
     """Masks of regions on the images: ``<folder>/<region>/<sample id>.<suffix>``, one
     subfolder per region, each mask named as its image is inside the images folder (any of
     :data:`MASK_SUFFIXES`: ``mouth/a/x.png`` is the mouth of ``a/x.jpg``; the files:
-    :func:`.manifest.mask_files`). An image without a mask of a region has no such region.
+    :func:`.manifest.mask_files`), or as its image with a suffix added (``mouth/a/x.jpg.png``;
+    ``images``: the image paths, in the order of ``ids``). An image without a mask of a region
+    has no such region.
     Returns region -> sample id -> file, and the masks of images the label table does not name
     (left out: a table may name fewer images than the folders hold). Refused, naming the file:
     a region none of whose masks names an image of the table (misnamed masks), two masks of one
@@ -215,16 +218,17 @@ def find_region_masks(folder: str | os.PathLike, ids: list[str]) -> tuple[dict[s
     if not folder.is_dir():
         raise InputDataError(f"{folder}: the masks folder does not exist; give a folder with one "
                              f"subfolder of masks per region")
-    known = set(ids)
+    known = {**dict(zip(images or [], ids)), **{i: i for i in ids}}  # image path or id -> id
     found: dict[str, dict[str, Path]] = {}
     unmatched: dict[str, list[Path]] = {}
     for region, path in mask_files(folder):
         if not region:
             raise InputDataError(f"{path}: a mask directly in the masks folder; put each region's "
                                  f"masks in a subfolder named after the region")
-        sid = path.relative_to(folder / region).with_suffix("").as_posix()
+        name = path.relative_to(folder / region).with_suffix("").as_posix()
+        sid = known.get(name)
         masks = found.setdefault(region, {})
-        if sid not in known:
+        if sid is None:
             unmatched.setdefault(region, []).append(path)
         elif sid in masks:
             raise InputDataError(f"{path}: a second mask of '{region}' for image '{sid}' (also "
