@@ -313,8 +313,7 @@ def all_region_concepts(name: str, dataset: dict) -> dict[str, str]:
     taken = _concepts_taken(dataset)
     if kind == "synthetic_tissue":  # the generator's layers: bands across the whole grid
         return region_concept_names([f"layer{k + 1}" for k in range(int(spec.get("n_layers", 4)))], taken)
-    if not ((kind in ("st_counts", "visium") and spec.get("annotation"))
-            or (kind == "anndata" and spec.get("region_key"))):
+    if _annotation_file(kind, spec) is None:
         raise ConfigError(f"config key '{key}': 'all' makes a concept of every annotated region, "
                           f"and this source has no annotation: give the source's "
                           f"{'region_key' if kind == 'anndata' else 'annotation'}, or name the regions")
@@ -348,20 +347,26 @@ def default_region_concepts(name: str, dataset: dict) -> dict[str, str]:
     ``regions: none``."""
     kind, spec = next(iter(dataset["source"].items()))
     spec = spec or {}
-    if kind in ("st_counts", "visium") and spec.get("annotation"):
-        key, local = f"datasets.{name}.source.{kind}.annotation", spec["annotation"]
-    elif kind == "anndata" and spec.get("region_key"):
-        key, local = f"datasets.{name}.source.anndata", _local_path(spec["path"])
-    else:
+    local = _annotation_file(kind, spec)
+    if local is None or not Path(local).is_file():  # a URL too: nothing to read before the run
         return {}
-    if not Path(local).is_file():  # a URL too: nothing to read before the run
-        return {}
+    key = f"datasets.{name}.source.{kind}" + (".annotation" if kind != "anndata" else "")
     try:
         counts = _annotated_regions(key, kind, spec)
     except ConfigError as exc:
         raise ConfigError(f"{str(exc).rstrip('.')}. Region concepts are made from the annotation when "
                           f"'datasets.{name}.concepts.regions' is left out; 'regions: none' makes none") from None
     return region_concept_names(_large_regions(counts), _concepts_taken(dataset))
+
+
+def _annotation_file(kind: str, spec: dict) -> str | None:
+    """The file a spatial source's spot annotation is read from: its ``annotation`` (``st_counts``,
+    ``visium``), or its .h5ad (:func:`_local_path`) when it names a ``region_key``; None without."""
+    if kind in ("st_counts", "visium") and spec.get("annotation"):
+        return spec["annotation"]
+    if kind == "anndata" and spec.get("region_key"):
+        return _local_path(spec["path"])
+    return None
 
 
 def _concepts_taken(dataset: dict) -> set[str]:

@@ -238,10 +238,10 @@ def find_region_masks(folder: str | os.PathLike, ids: list[str],
     for region, masks in found.items():
         if not masks:
             first = unmatched[region][0]
+            name = first.relative_to(folder / region).with_suffix("").as_posix()
             raise InputDataError(f"{first}: none of the {len(unmatched[region])} masks of '{region}' is "
-                                 f"named as an image of the label table ('{first.relative_to(folder / region).with_suffix('').as_posix()}' "
-                                 f"is not one); a mask is named as its image inside the images folder, "
-                                 f"with any suffix")
+                                 f"named as an image of the label table ('{name}' is not one); a mask "
+                                 f"is named as its image inside the images folder, with any suffix")
     if not found:
         raise InputDataError(f"{folder}: no masks found; give one subfolder per region holding a mask "
                              f"per image ({', '.join(MASK_SUFFIXES)})")

@@ -61,16 +61,11 @@ def write_folder_manifest(folder: str | os.PathLike, manifest: str | os.PathLike
                           suffixes=(".jpg", ".jpeg", ".png")) -> str:
     """The same for a folder of images read whole (CelebA's ``img_align_celeba/``): every file
     with one of ``suffixes`` under ``folder``, at any depth; returns the manifest's path."""
-    folder, manifest = Path(folder), Path(manifest)
-    lines = [_FOLDER_TITLE, f"# images: {json.dumps(os.path.abspath(folder))}", "name\tsize\tmtime_ns"]
+    paths = []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
-        for name in sorted(files):
-            if name.lower().endswith(suffixes):
-                stat = os.stat(os.path.join(root, name))
-                lines.append(f"{os.path.relpath(os.path.join(root, name), folder)}\t{stat.st_size}"
-                             f"\t{stat.st_mtime_ns}")
-    return _write_if_changed(manifest, "\n".join(lines) + "\n", {"images": str(folder)}, {})
+        paths += [Path(root) / name for name in sorted(files) if name.lower().endswith(suffixes)]
+    return _write_folder_listing(Path(folder), paths, Path(manifest))
 
 
 def mask_files(folder: str | os.PathLike) -> list[tuple[str, Path]]:
@@ -98,12 +93,17 @@ def mask_files(folder: str | os.PathLike) -> list[tuple[str, Path]]:
 def write_mask_manifest(folder: str | os.PathLike, manifest: str | os.PathLike) -> str:
     """The manifest of a masks folder (:func:`mask_files`), written as the image folder's is;
     returns its path."""
-    folder = Path(folder)
+    return _write_folder_listing(Path(folder), [path for _, path in mask_files(folder)], Path(manifest))
+
+
+def _write_folder_listing(folder: Path, paths: list[Path], manifest: Path) -> str:
+    """The manifest of ``paths`` inside ``folder`` (name in the folder, size, modification time),
+    written if it would change (:func:`_write_if_changed`); returns its path."""
     lines = [_FOLDER_TITLE, f"# images: {json.dumps(os.path.abspath(folder))}", "name\tsize\tmtime_ns"]
-    for _, path in mask_files(folder):
+    for path in paths:
         stat = path.stat()
         lines.append(f"{path.relative_to(folder).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}")
-    return _write_if_changed(Path(manifest), "\n".join(lines) + "\n", {"images": str(folder)}, {})
+    return _write_if_changed(manifest, "\n".join(lines) + "\n", {"images": str(folder)}, {})
 
 
 def _write_if_changed(manifest: Path, text: str, parameters: dict, inputs: dict) -> str:
