@@ -43,8 +43,11 @@ demo: $(VENV)/.ready-$(EXTRAS)
 report: $(VENV)/.ready-$(EXTRAS)
 	$(BIN)/snakemake --report results/report.html
 
+# Two pytest-xdist workers (TEST_WORKERS=0: one process). Tests that share a costly fixture
+# stay on one worker (tests/conftest.py); more workers than cores gains nothing.
+TEST_WORKERS ?= 2
 test: $(VENV)/.ready-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(VENV)/.ready-test
 	$(BIN)/snakemake --lint

@@ -1,4 +1,5 @@
-"""Shared fixtures: the shared data folder, the demo run once per session, a seeded generator.
+"""Shared fixtures: the shared data folder, the demo run once per session, a seeded generator;
+and how the suite splits between pytest-xdist workers (`make test` runs two).
 (Shared helpers are in helpers.py, imported like any module.)"""
 
 from __future__ import annotations
@@ -38,3 +39,46 @@ def demo(tmp_path_factory) -> Path:
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# --- Two workers (`make test` runs `pytest -n 2`): what goes where.
+# The tests that share the demo run (a session fixture: one run per worker that needs it) go
+# to one worker, every other file to one worker (module fixtures run a workflow once per
+# worker), the files that run workflows first, the demo's first of all: the longest chains
+# start at once and the quick files fill the gaps at the end. (pytest-xdist's own
+# `--dist loadgroup` reads `xdist_group` marks through a node attribute pytest 9 no longer has.)
+DEMO_FILES = frozenset({"tests/test_workflow.py", "tests/test_examples.py", "tests/faults/test_reruns.py",
+                        "tests/faults/test_bad_config.py"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """The order the workers are handed the files in: the demo's, then those that run workflows
+    (marked ``workflow`` or ``slurm``), then the rest, each in its own order."""
+    strays = sorted({item.nodeid.split("::", 1)[0] for item in items if "demo" in item.fixturenames}
+                    - DEMO_FILES)
+    if strays:
+        raise pytest.UsageError(f"{strays[0]} uses the demo run: add it to DEMO_FILES in tests/conftest.py")
+    slow = {item.nodeid.split("::", 1)[0] for item in items
+            if item.get_closest_marker("workflow") or item.get_closest_marker("slurm")}
+    items.sort(key=lambda item: (item.nodeid.split("::", 1)[0] not in DEMO_FILES,
+                                 item.nodeid.split("::", 1)[0] not in slow))
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: known only where it is installed
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``-n`` (``--dist load``, its default): whole files to a worker, the demo's files as
+    one, handed out in collection order (above)."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def __init__(self, config, log=None):
+            super().__init__(config, log)
+            config.option.loadscopereorder = False  # the collection order is the cost order
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "demo" if path in DEMO_FILES else path
+
+    return ByFile(config, log)
