@@ -50,7 +50,7 @@ def test_image_folder_packs_to_a_sample_store(tmp_path):
     write_shapes(data, tmp_path / "images", tmp_path / "attrs.tsv", tmp_path / "masks.h5")
     summary = pack_image_folder(tmp_path / "images", tmp_path / "attrs.tsv", tmp_path / "s.h5",
                                 32, 0.2, seed=0, block=7)
-    assert summary == {"images": 30, "attributes": list(SHAPE_ATTRIBUTES), "regions": []}
+    assert summary == {"images": 30, "attributes": list(SHAPE_ATTRIBUTES)}
     with SampleStore(str(tmp_path / "s.h5")) as store:
         np.testing.assert_allclose(store.read(), data.images / 255.0, atol=1e-6)
         np.testing.assert_array_equal(store.labels, data.labels)

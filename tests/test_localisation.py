@@ -153,45 +153,59 @@ def test_the_localise_stage_scores_every_concept_against_every_region_of_a_tissu
     assert (out / "localisation.png").stat().st_size > 5000
 
 
-def test_boxes_given_with_images_are_packed_scaled_and_maps_scored_against_them(tmp_path):
+def test_boxes_given_with_images_are_packed_scaled_and_refused_beyond_their_image(tmp_path):
     from PIL import Image
 
-    from concept_saliency.data.samples import SampleStore
+    from concept_saliency.data.manifest import write_image_manifest
+    from concept_saliency.data.regions import RegionStore
     from concept_saliency.errors import InputDataError
-    from concept_saliency.stages.prepare_images import prepare_images
+    from concept_saliency.stages.prepare_regions import prepare_regions
 
     folder = tmp_path / "faces"
     folder.mkdir()
     for i in range(4):
         Image.fromarray(np.full((40, 80, 3), 60 * i, np.uint8)).save(folder / f"f{i}.png")  # 80 wide
+    turned = Image.fromarray(np.full((80, 40, 3), 9, np.uint8))  # stored 40 wide, shown 80 wide
+    exif = turned.getexif()
+    exif[0x0112] = 6
+    turned.save(folder / "f4.jpg", exif=exif)
     labels = tmp_path / "labels.csv"
-    labels.write_text("image,Smiling\n" + "".join(f"f{i}.png,{i % 2}\n" for i in range(4)))
+    labels.write_text("image,Smiling\n" + "".join(f"f{i}.png,{i % 2}\n" for i in range(4)) + "f4.jpg,1\n")
     boxes = tmp_path / "boxes.csv"
-    boxes.write_text("image,region,x0,y0,x1,y1\nf1.png,mouth,20,20,60,40\nf3.png,mouth,0,0,40,20\n")
-    samples = tmp_path / "samples.h5"
-    kw = dict(images=str(folder), labels=str(labels), samples=str(samples), image_size=16,
-              validation_fraction=0.25, seed=0, boxes=str(boxes))
-    run_stage("prepare_images", ("samples",), **kw)
-    with SampleStore(str(samples)) as store:
-        assert store.box_names == ["mouth"]
+    boxes.write_text("image,region,x0,y0,x1,y1\nf1.png,mouth,20,20,60,40\nf3.png,mouth,0,0,40,20\n"
+                     "f4.jpg,mouth,20,20,60,40\n")
+    samples, regions = tmp_path / "samples.h5", tmp_path / "regions.h5"
+    run_stage("prepare_images", ("samples",), images=str(folder), labels=str(labels), samples=str(samples),
+              image_size=16, validation_fraction=0.25, seed=0)
+    kw = dict(samples=str(samples), labels=str(labels), boxes=str(boxes), regions=str(regions),
+              manifest=write_image_manifest(folder, labels, tmp_path / "manifest.tsv"))
+    facts = run_stage("prepare_regions", ("regions",), **kw)
+    assert facts["summary"]["box_regions"] == {"mouth": 3}
+    with RegionStore(str(regions)) as store:
+        assert store.box_names == ["mouth"] and store.mask_names == [] and store.image_shape == (16, 16)
         np.testing.assert_allclose(store.boxes[1, 0], [4, 8, 12, 16])   # x * 16/80, y * 16/40
         np.testing.assert_allclose(store.boxes[3, 0], [0, 0, 8, 8])
+        np.testing.assert_allclose(store.boxes[4, 0], [4, 8, 12, 16])  # in the upright image
         assert np.isnan(store.boxes[0]).all()
     # a box beyond its image, and a line naming an image not in the table, are refused
-    samples.unlink()
+    regions.unlink()
     boxes.write_text("image,region,x0,y0,x1,y1\nf1.png,mouth,20,20,90,40\n")
     with pytest.raises(InputDataError, match="boxes.csv: the box of 'mouth' on f1.png ends at"):
-        prepare_images(**kw)
+        prepare_regions(**kw)
+    boxes.write_text("image,region,x0,y0,x1,y1\nf4.jpg,mouth,20,20,60,60\n")  # 60 > 40 high, upright
+    with pytest.raises(InputDataError, match="the box of 'mouth' on f4.jpg ends at \\(60, 60\\), outside the 80x40"):
+        prepare_regions(**kw)
     boxes.write_text("image,region,x0,y0,x1,y1\nnope.png,mouth,1,1,2,2\n")
     with pytest.raises(InputDataError, match="line 2: image 'nope.png' is not in the label table"):
-        prepare_images(**kw)
+        prepare_regions(**kw)
+    assert not regions.exists()
 
 
 def test_masks_given_with_images_are_packed_resized_and_refused_when_they_do_not_fit(tmp_path):
     from PIL import Image
 
     from concept_saliency.data.images import pack_image_folder
-    from concept_saliency.data.samples import SampleStore
+    from concept_saliency.data.regions import RegionStore, pack_image_regions
     from concept_saliency.errors import InputDataError
 
     folder, masks = tmp_path / "faces", tmp_path / "masks"
@@ -217,13 +231,14 @@ def test_masks_given_with_images_are_packed_resized_and_refused_when_they_do_not
     Image.fromarray(mouth).save(masks / "eyes" / "f2.png.png")  # named as the image, a suffix added
     (masks / "README.txt").write_text("one folder per region\n")
     (masks / "mouth" / "._f1.png").write_bytes(b"\x00\x05\x16\x07")  # a Mac's resource fork: left out
-    samples = tmp_path / "samples.h5"
-    summary = pack_image_folder(folder, labels, samples, 16, 0.2, 0, masks_dir=masks)
-    assert summary["mask_regions"] == {"eyes": 3, "mouth": 2} and summary["regions"] == []
+    samples, regions = tmp_path / "samples.h5", tmp_path / "regions.h5"
+    pack_image_folder(folder, labels, samples, 16, 0.2, 0)
+    summary = pack_image_regions(samples, labels, folder, regions, masks_dir=masks)
+    assert summary["mask_regions"] == {"eyes": 3, "mouth": 2} and summary["box_regions"] == {}
     assert summary["masks_without_image"] == 1
     box = np.zeros((16, 16), bool)
     box[8:16, 4:12] = True  # x 20-60 of 80, y 20-40 of 40, on 16x16
-    with SampleStore(str(samples)) as store:
+    with RegionStore(str(regions)) as store:
         assert store.mask_names == ["eyes", "mouth"] and store.boxes is None
         mouth_masks = store.masks(np.arange(5), "mouth")
         eyes = store.masks([3, 0, 1, 2], "eyes")
@@ -235,10 +250,10 @@ def test_masks_given_with_images_are_packed_resized_and_refused_when_they_do_not
     np.testing.assert_array_equal(eyes[3], box)
 
     def refused(message, boxes=None):
-        samples.unlink(missing_ok=True)
+        regions.unlink(missing_ok=True)
         with pytest.raises(InputDataError, match=message):
-            pack_image_folder(folder, labels, samples, 16, 0.2, 0, masks_dir=masks, boxes_path=boxes)
-        assert not samples.exists()
+            pack_image_regions(samples, labels, folder, regions, masks_dir=masks, boxes_path=boxes)
+        assert not regions.exists()
 
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(masks / "eyes" / "f0.png")
     refused("f0.png: the mask is 40x40 pixels and its image f0.png 80x40")
@@ -261,14 +276,15 @@ def test_masks_given_with_images_are_packed_resized_and_refused_when_they_do_not
 
 
 @pytest.mark.workflow
-def test_a_mask_edited_in_its_folder_repacks_the_images_through_snakemake(tmp_path):
-    """``image_folder.masks`` through the workflow: planned with the localise stage, packed, and
-    a mask rewritten in place reruns the packing (the folder's manifest, written at planning)."""
+def test_a_mask_edited_in_its_folder_repacks_the_regions_through_snakemake(tmp_path):
+    """``image_folder.masks`` through the workflow: planned with the localise stage, packed apart
+    from the images, and a mask rewritten in place reruns the packing of the regions (the
+    folder's manifest, written at planning). That it does not retrain: tests/faults/test_image_reruns.py."""
     import os
 
     from PIL import Image
 
-    from concept_saliency.data.samples import SampleStore
+    from concept_saliency.data.regions import RegionStore
     from workflow_run import copy_workflow, planned_jobs, snakemake
 
     work = copy_workflow(tmp_path / "wf")
@@ -293,23 +309,25 @@ def test_a_mask_edited_in_its_folder_repacks_the_images_through_snakemake(tmp_pa
                                      "localisation": {"regions": {"Smiling": "mouth"}}}}}
     (work / "masks.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(work, "--configfile", "masks.yaml")
-    assert jobs["prepare_images"] == 1 and jobs["localise"] == 1, jobs
+    assert jobs["prepare_images"] == 1 and jobs["prepare_regions"] == 1 and jobs["localise"] == 1, jobs
     manifest = work / "results" / "faces" / "raw" / "mask_manifest.tsv"
     assert [line.split("\t")[0] for line in manifest.read_text().splitlines()[3:]] == [
         "eyes/f0.png", *(f"mouth/f{i}.png" for i in range(8))]
-    samples = "results/faces/data/samples.h5"
-    snakemake(work, samples, "--cores", "1", "--configfile", "masks.yaml")
-    with SampleStore(str(work / samples)) as store:
+    regions = "results/faces/data/regions.h5"
+    snakemake(work, regions, "--cores", "1", "--configfile", "masks.yaml")
+    with RegionStore(str(work / regions)) as store:
         assert store.mask_names == ["eyes", "mouth"] and store.masks([0], "mouth")[0].sum() == 8 * 16
-    assert planned_jobs(work, samples, "--configfile", "masks.yaml") == {}
+    assert planned_jobs(work, regions, "--configfile", "masks.yaml") == {}
     mask[:] = 0
     mask[0:4, 0:4] = 255
     Image.fromarray(mask).save(masks / "f3.png")
     os.utime(masks / "f3.png", ns=(1, 1))  # a new content, an old date: the listing still changes
-    assert planned_jobs(work, samples, "--configfile", "masks.yaml") == {"prepare_images": 1}
-    snakemake(work, samples, "--cores", "1", "--configfile", "masks.yaml")
+    assert planned_jobs(work, regions, "--configfile", "masks.yaml") == {"prepare_regions": 1}
+    snakemake(work, regions, "--cores", "1", "--configfile", "masks.yaml")
+    with RegionStore(str(work / regions)) as store:
+        assert store.masks([3], "mouth")[0].sum() == 4 * 4
     os.utime(work / "shared_eyes" / "f0.png", ns=(2, 2))  # through the link
-    assert planned_jobs(work, samples, "--configfile", "masks.yaml") == {"prepare_images": 1}
+    assert planned_jobs(work, regions, "--configfile", "masks.yaml") == {"prepare_regions": 1}
     # a masks folder that is not there is refused while planning, naming the key
     config["datasets"]["faces"]["source"]["image_folder"]["masks"] = "nowhere"
     (work / "masks.yaml").write_text(yaml.safe_dump(config))
@@ -343,7 +361,7 @@ def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_d
 
     from concept_saliency.artifacts import Provenance
     from concept_saliency.concept_vectors import Concept, write_concepts
-    from concept_saliency.data.manifest import write_mask_manifest
+    from concept_saliency.data.manifest import write_image_manifest, write_mask_manifest
     from concept_saliency.data.samples import SampleStore
     from concept_saliency.saliency_maps import maps_writer
 
@@ -366,9 +384,12 @@ def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_d
         for i in range(5):
             Image.fromarray(mask).save(tmp_path / "masks" / "mouth" / f"f{i}.png")
         regions = {"masks": write_mask_manifest(tmp_path / "masks", tmp_path / "mask_manifest.tsv")}
-    samples = tmp_path / "samples.h5"
-    run_stage("prepare_images", ("samples",), images=str(folder), labels=str(tmp_path / "labels.csv"),
-              samples=str(samples), image_size=16, validation_fraction=0.0, seed=0, **regions)
+    samples, labels = tmp_path / "samples.h5", tmp_path / "labels.csv"
+    run_stage("prepare_images", ("samples",), images=str(folder), labels=str(labels),
+              samples=str(samples), image_size=16, validation_fraction=0.0, seed=0)
+    run_stage("prepare_regions", ("regions",), samples=str(samples), labels=str(labels),
+              manifest=write_image_manifest(folder, labels, tmp_path / "manifest.tsv"),
+              regions=str(tmp_path / "regions.h5"), **regions)
     with SampleStore(str(samples)) as store:
         ids, positive = store.ids, store.labels[:, 0]
     concepts = tmp_path / "concepts.h5"
@@ -386,7 +407,8 @@ def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_d
     Provenance("test").write(path, "csm.saliency")
     table_path = tmp_path / "localisation.tsv"
     run_stage("localise", ("table", "per_sample", "figure"), concepts=str(concepts), maps=[str(path)],
-              samples=str(samples), table=str(table_path), per_sample=str(tmp_path / "per_map.tsv"),
+              samples=str(samples), image_regions=str(tmp_path / "regions.h5"), table=str(table_path),
+              per_sample=str(tmp_path / "per_map.tsv"),
               figure=str(tmp_path / "localisation.png"), regions={"Smiling": "mouth", "Young": "Young"},
               seed=0)  # Young: the region named as the concept, its default, which the images lack
     table = pd.read_csv(table_path, sep="\t").set_index("method")

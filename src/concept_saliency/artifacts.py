@@ -42,6 +42,7 @@ FORMATS: dict[str, int] = {
     "csm.count-matrix": 1,  # a spatial-transcriptomics count matrix, spots (XxY) x genes (.tsv.gz)
     "csm.samples": 1,  # samples to explain/train on: x (N, H, W, C), ids, labels
     "csm.masks": 1,  # ground-truth concept regions of the demo data
+    "csm.regions": 1,  # regions given with a user's images (boxes, masks), packed to their size
     "csm.spatial-grid": 1,  # gene images on the spot grid, spot <-> pixel index
     "csm.anndata": 1,  # normalised spatial transcriptomics (.h5ad)
     "csm.spatial-maps": 1,  # the .h5ad above with concept maps on its spots (obs, obsm, var)

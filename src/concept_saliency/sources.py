@@ -10,8 +10,9 @@ How each source kind names its files:
 
 - ``synthetic_shapes``, ``synthetic_tissue``: made by the demo's generator rules under ``raw/``;
 - ``image_folder``: the label table and the folder's manifest (``raw/image_manifest.tsv``,
-  written while the DAG is built, see :mod:`.data.manifest`); the ``regions`` boxes; the
-  ``masks`` folder's manifest (``raw/mask_manifest.tsv``);
+  written while the DAG is built, see :mod:`.data.manifest`); the ``regions`` boxes and the
+  ``masks`` folder's manifest (``raw/mask_manifest.tsv``), roles ``boxes`` and ``masks``, which
+  the prepare_regions stage reads (not the packing of the images);
 - ``celeba``: ``directory`` (files the user has; official or Kaggle names are found) or
   ``download`` (each ``{url, checksum, name}`` fetched to ``raw/<name>``); a folder of
   images is tracked by its manifest (``raw/celeba_images_manifest.tsv``);

@@ -2,9 +2,10 @@
 
 An image rewritten in place reruns preparation and everything after it, with or without
 Snakemake's ``.snakemake`` records (the manifest written while the DAG is built carries the
-change); choosing other concepts does not retrain; a bad attribute name or a missing image stops
-the run before any job. One tiny dataset: 24 images of 16x16, demo-shapes preset, one epoch,
-one saliency method.
+change); choosing other concepts, or editing a region mask given with the images, does not
+retrain; a bad attribute name or a missing image stops the run before any job. One tiny
+dataset: 24 images of 16x16 with mouth masks, demo-shapes preset, one epoch, one saliency
+method.
 """
 
 from __future__ import annotations
@@ -22,20 +23,25 @@ from workflow_run import copy_workflow, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
-EVERYTHING_AFTER_AN_IMAGE = {"prepare_images": 1, "train": 1, "plot_loss": 1, "encode": 1, "concepts": 1,
-                             "plot_scores": 1, "saliency": 1, "evaluate": 1, "render": 2, "all": 1}
+EVERYTHING_AFTER_AN_IMAGE = {"prepare_images": 1, "prepare_regions": 1, "train": 1, "plot_loss": 1,
+                             "encode": 1, "concepts": 1, "plot_scores": 1, "saliency": 1, "localise": 1,
+                             "evaluate": 1, "render": 2, "all": 1}
 
 
 def image_folder(root: Path) -> Path:
     images = root / "faces"
     images.mkdir(parents=True)
     rng = np.random.default_rng(0)
+    (root / "masks" / "mouth").mkdir(parents=True)
     rows = ["image,Smiling,Glasses"]
     for i in range(24):
         pixels = rng.integers(0, 60, (16, 16, 3), dtype=np.uint8)
         pixels[:8, :8, 0] = 250 if i % 2 else 0
         Image.fromarray(pixels).save(images / f"f{i}.png")
         rows.append(f"f{i}.png,{1 if i % 2 else -1},{1 if i % 3 == 0 else -1}")
+        mouth = np.zeros((16, 16), np.uint8)
+        mouth[:8, :8] = 255
+        Image.fromarray(mouth).save(root / "masks" / "mouth" / f"f{i}.png")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     return images
 
@@ -46,7 +52,9 @@ def write_config(work: Path, images: Path, attributes="all") -> str:
         "evaluation": {"randomisation_samples": 2, "curve_steps": 4},
         "datasets": {"faces": {
             "type": "images",
-            "source": {"image_folder": {"images": str(images), "labels": str(images.parent / "labels.csv")}},
+            "source": {"image_folder": {"images": str(images), "labels": str(images.parent / "labels.csv"),
+                                        "masks": str(images.parent / "masks")}},
+            "localisation": {"regions": {"Smiling": "mouth"}},
             "image_size": 16, "validation_fraction": 0.25,
             "models": {"m": {"preset": "demo-shapes", "epochs": 1, "batch_size": 8}},
             "concepts": {"attributes": attributes, "num_samples": 4}, "explain": {"top_k": 2}}},
@@ -83,8 +91,16 @@ def test_edits_of_images_rerun_what_depends_on_them_and_concept_choices_do_not_r
 
     # other concepts: new concept vectors and maps, the same model
     jobs = planned_jobs(work, "--configfile", write_config(work, images, ["Smiling"]))
-    assert jobs == {"concepts": 1, "plot_scores": 1, "saliency": 1, "evaluate": 1, "render": 1, "all": 1}, jobs
+    assert jobs == {"concepts": 1, "plot_scores": 1, "saliency": 1, "localise": 1, "evaluate": 1, "render": 1,
+                    "all": 1}, jobs
     config = write_config(work, images, "all")
+
+    # a region mask edited: the regions and the scores, the same model and maps
+    mouth = np.zeros((16, 16), np.uint8)
+    mouth[8:, 8:] = 255
+    Image.fromarray(mouth).save(images.parent / "masks" / "mouth" / "f3.png")
+    jobs = planned_jobs(work, "--configfile", config)
+    assert jobs == {"prepare_regions": 1, "localise": 1, "evaluate": 1, "all": 1}, jobs
 
     # an image rewritten in place: preparation and everything after it
     new = rewrite(images / "f3.png", 128)

@@ -269,12 +269,37 @@ except UserError as exc:
     raise WorkflowError(str(exc)) from None
 
 
+# Regions given with a user's images: packed by their own stage, so editing them reruns the scoring only
+REGION_ROLES = ("boxes", "masks")
+
+
 def source_inputs(wc):
     """Role -> path of every input file of the dataset's first stage."""
-    inputs = {role: f.path for role, f in SOURCES[wc.dataset].items()}
+    inputs = {
+        role: f.path
+        for role, f in SOURCES[wc.dataset].items()
+        if role not in REGION_ROLES
+    }
     if "images" in inputs and image_folder(SOURCES[wc.dataset], dataset(wc)):
         inputs["manifest"] = f"{R}/{wc.dataset}/raw/celeba_images_manifest.tsv"
     return inputs
+
+
+def region_inputs(wc):
+    """The inputs of prepare_regions: the packed images, their table and folder, the regions."""
+    files = SOURCES[wc.dataset]
+    return {
+        "samples": f"{R}/{wc.dataset}/data/samples.h5",
+        **{
+            role: files[role].path
+            for role in ("labels", "manifest", *REGION_ROLES)
+            if role in files
+        },
+    }
+
+
+def image_regions_given(ds):
+    return any(role in SOURCES[ds] for role in REGION_ROLES)
 
 
 def download_of(wc):
@@ -328,13 +353,16 @@ def spatial_anndata_of(wc):
 
 
 def localisation_inputs(wc):
-    """Where the regions are: the spot grid's annotation, the demo shapes' masks, or the
-    boxes packed with the images."""
+    """Where the regions are: the spot grid's annotation, the demo shapes' masks, the boxes
+    packed with the images (CelebA) or the regions given with a user's images."""
     if wc.dataset in SPATIAL_DATASETS:
         return grid_if_spatial(wc)
     if source_kind(wc.dataset, dataset(wc)) == "synthetic_shapes":
         return {"masks": f"{R}/{wc.dataset}/raw/masks.h5"}
-    return {"samples": f"{R}/{wc.dataset}/data/samples.h5"}
+    samples = {"samples": f"{R}/{wc.dataset}/data/samples.h5"}
+    if image_regions_given(wc.dataset):
+        return samples | {"image_regions": f"{R}/{wc.dataset}/data/regions.h5"}
+    return samples
 
 
 def seed_runs(wc, artifact):

@@ -1,4 +1,5 @@
-# Inputs to the one sample store every model stage reads (results/<dataset>/data/samples.h5).
+# Inputs to the one sample store every model stage reads (results/<dataset>/data/samples.h5),
+# and the regions given with a user's images (results/<dataset>/data/regions.h5).
 
 
 rule prepare_images:
@@ -23,6 +24,26 @@ rule prepare_images:
         background=image_background,
     script:
         "../scripts/prepare_images.py"
+
+
+# Boxes or masks given with a user's images, packed to the images' size (editing one reruns
+# this rule and the scoring, not the packing and the training)
+
+
+rule prepare_regions:
+    input:
+        unpack(region_inputs),
+        code=stage_code("prepare_regions"),
+    output:
+        regions=f"{R}/{{dataset}}/data/regions.h5",
+    log:
+        f"{R}/{{dataset}}/logs/prepare_regions.log",
+    wildcard_constraints:
+        dataset=_alternatives([d for d in IMAGE_DATASETS if image_regions_given(d)]),
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/prepare_regions.py"
 
 
 rule prepare_spatial:

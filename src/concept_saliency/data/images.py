@@ -36,7 +36,6 @@ that cannot be read; an EXIF orientation other than 1-8.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import re
 import sys
@@ -46,10 +45,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputDataError
 from .label_table import read_label_table, resolve_images
-from .manifest import MASK_SUFFIXES, mask_files
-from .samples import assign_split, create_mask_dataset, create_sample_store, write_boxes
-
-log = logging.getLogger("concept_saliency")
+from .samples import assign_split, create_sample_store
 
 #: Formats read, recognised by content (not by file name).
 READ_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")  # JPEG includes multi-picture (MPO)
@@ -90,7 +86,7 @@ def decode_image(path: str | os.PathLike, background=(255, 255, 255)) -> np.ndar
     See the module docstring for how each kind of file maps and what is refused
     (:class:`InputDataError`, one line naming the file).
     """
-    values, alpha = _decode_upright(path)
+    values, alpha = decode_upright(path)
     if values.shape[2] == 1:
         values = np.repeat(values, 3, axis=2)
     if alpha is not None:
@@ -99,7 +95,7 @@ def decode_image(path: str | os.PathLike, background=(255, 255, 255)) -> np.ndar
     return values
 
 
-def _decode_upright(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+def decode_upright(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     """The values ``(H, W, 1 or 3)`` and alpha (``(H, W)`` in [0, 1], or None) of an image file,
     upright, before compositing (:func:`decode_image`)."""
     from PIL import Image, UnidentifiedImageError
@@ -133,185 +129,58 @@ def load_image(path: str | os.PathLike, size: int | None, background=(255, 255, 
     in floating point if given, then rounded to the nearest integer (halves up)."""
     values = decode_image(path, background)
     if size is not None and values.shape[:2] != (size, size):
-        values = _resize(values, size)
+        values = resize_values(values, size)
     return _quantised(values)
 
 
 def pack_image_folder(image_dir: str | os.PathLike, labels_path: str | os.PathLike,
                       out_path: str | os.PathLike, image_size: int,
-                      validation_fraction: float, seed: int, background="white", block: int = 256,
-                      boxes_path: str | os.PathLike | None = None,
-                      masks_dir: str | os.PathLike | None = None) -> dict:
+                      validation_fraction: float, seed: int, background="white", block: int = 256) -> dict:
     """Pack every image the attribute table names, with every attribute column, into ``out_path``.
 
     Sample ids: :func:`.label_table.sample_id`. Transparent pixels become ``background``
     (:func:`background_rgb`). Images are streamed in blocks of ``block`` so memory does not grow
-    with N. ``boxes_path``: regions of the images (:func:`read_region_boxes`), stored scaled to
-    the packed images; ``masks_dir``: regions as masks (:func:`find_region_masks`), resized with
-    the images (:func:`mask_to_size`). A region is given as boxes or as masks, not both.
+    with N. Regions given with the images (boxes, masks) are packed apart, by
+    :func:`.regions.pack_image_regions`: editing them must not retrain the model.
     Returns a summary (counts) for the provenance record.
     """
     table = read_label_table(labels_path)
     files = resolve_images(table, image_dir)
-    given = read_region_boxes(boxes_path, table.images) if boxes_path else None
-    masks_of, no_image = find_region_masks(masks_dir, table.ids, table.images) if masks_dir else ({}, [])
-    if no_image:
-        log.warning("%s: %d mask(s) of images the label table does not name, left out (the first: %s)",
-                    masks_dir, len(no_image), no_image[0])
     rgb = background_rgb(background)
     n = len(files)
     split = assign_split(n, validation_fraction, seed)
     labels = np.asarray(table.positive, dtype=bool).reshape(n, len(table.attributes))
-    names = sorted({r for regions in (given or {}).values() for r in regions})
-    both = sorted(set(names) & set(masks_of))
-    if both:
-        raise InputDataError(f"{masks_dir}: region '{both[0]}' has masks here and boxes in {boxes_path}; "
-                             f"give each region one way (rename the folder or the boxes' region)")
-    mask_names = sorted(masks_of)
-    boxes = np.full((n, len(names), 4), np.nan, dtype=np.float32)
     with create_sample_store(out_path, n, (image_size, image_size, 3), np.uint8, list(table.ids),
                              split, labels=labels, label_names=list(table.attributes),
                              attrs={"source": str(image_dir)}) as x:
-        masks = create_mask_dataset(x.file, mask_names, n, (image_size, image_size)) if mask_names else None
         for start in range(0, n, block):
             pixels = []
-            inside = np.zeros((min(block, n - start), len(mask_names), image_size, image_size), bool)
-            for i, f in enumerate(files[start:start + block], start=start):
+            for f in files[start:start + block]:
                 values = decode_image(f, rgb)
-                h, w = values.shape[:2]
-                for region, box in (given or {}).get(table.images[i], {}).items():
-                    if box[2] > w or box[3] > h:
-                        raise InputDataError(f"{boxes_path}: the box of '{region}' on {table.images[i]} "
-                                             f"ends at ({box[2]:g}, {box[3]:g}), outside the {w}x{h} image")
-                    scale = np.array([image_size / w, image_size / h] * 2)
-                    boxes[i, names.index(region)] = np.asarray(box) * scale
-                for r, region in enumerate(mask_names):
-                    path = masks_of[region].get(table.ids[i])
-                    if path is not None:
-                        inside[i - start, r] = mask_to_size(read_mask(path, (h, w), table.images[i]),
-                                                            image_size)
-                pixels.append(_quantised(_resize(values, image_size) if (h, w) != (image_size,) * 2
+                pixels.append(_quantised(resize_values(values, image_size) if values.shape[:2] != (image_size,) * 2
                                          else values))
             x[start:start + len(pixels)] = np.stack(pixels)
-            if masks is not None:
-                masks[start:start + len(pixels)] = inside
-        if names:
-            write_boxes(x.file, boxes, names, n)
-    return {"images": n, "attributes": list(table.attributes), "regions": names,
-            **({"mask_regions": {r: len(m) for r, m in masks_of.items()},
-                "masks_without_image": len(no_image)} if masks_of else {})}
+    return {"images": n, "attributes": list(table.attributes)}
 
 
-def find_region_masks(folder: str | os.PathLike, ids: list[str],
-                      images: list[str] | None = None) -> tuple[dict[str, dict[str, Path]], list[Path]]:
-    """Masks of regions on the images: ``<folder>/<region>/<sample id>.<suffix>``, one
-    subfolder per region, each mask named as its image is inside the images folder (any of
-    :data:`MASK_SUFFIXES`: ``mouth/a/x.png`` is the mouth of ``a/x.jpg``; the files:
-    :func:`.manifest.mask_files`), or as its image with a suffix added (``mouth/a/x.jpg.png``;
-    ``images``: the image paths, in the order of ``ids``). An image without a mask of a region
-    has no such region.
-    Returns region -> sample id -> file, and the masks of images the label table does not name
-    (left out: a table may name fewer images than the folders hold). Refused, naming the file:
-    a region none of whose masks names an image of the table (misnamed masks), two masks of one
-    image and region, a mask directly in ``folder`` (regions are its subfolders), no mask."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputDataError(f"{folder}: the masks folder does not exist; give a folder with one "
-                             f"subfolder of masks per region")
-    known = {**dict(zip(images or [], ids)), **{i: i for i in ids}}  # image path or id -> id
-    found: dict[str, dict[str, Path]] = {}
-    unmatched: dict[str, list[Path]] = {}
-    for region, path in mask_files(folder):
-        if not region:
-            raise InputDataError(f"{path}: a mask directly in the masks folder; put each region's "
-                                 f"masks in a subfolder named after the region")
-        name = path.relative_to(folder / region).with_suffix("").as_posix()
-        sid = known.get(name)
-        masks = found.setdefault(region, {})
-        if sid is None:
-            unmatched.setdefault(region, []).append(path)
-        elif sid in masks:
-            raise InputDataError(f"{path}: a second mask of '{region}' for image '{sid}' (also "
-                                 f"{masks[sid]}); keep one")
-        else:
-            masks[sid] = path
-    for region, masks in found.items():
-        if not masks:
-            first = unmatched[region][0]
-            name = first.relative_to(folder / region).with_suffix("").as_posix()
-            raise InputDataError(f"{first}: none of the {len(unmatched[region])} masks of '{region}' is "
-                                 f"named as an image of the label table ('{name}' is not one); a mask "
-                                 f"is named as its image inside the images folder, with any suffix")
-    if not found:
-        raise InputDataError(f"{folder}: no masks found; give one subfolder per region holding a mask "
-                             f"per image ({', '.join(MASK_SUFFIXES)})")
-    return found, [path for paths in unmatched.values() for path in paths]
-
-
-def read_mask(path: str | os.PathLike, shape: tuple[int, int], image: str) -> np.ndarray:
-    """A region mask as booleans: a pixel is inside where its largest channel is above half the
-    mask's largest value (0/1 and 0/255 masks alike, a JPEG's compression noise outside; an
-    all-zero mask is empty); in a mask with transparency that varies, where it is more opaque
-    than not (a region painted in any colour on a transparent layer). It must have the size of
-    its image as displayed (upright), ``shape``; refused otherwise, naming both."""
-    values, alpha = _decode_upright(path)
-    values = alpha if alpha is not None and alpha.min() < alpha.max() else values.max(axis=2)
-    if values.shape != tuple(shape):
-        raise InputDataError(f"{path}: the mask is {values.shape[1]}x{values.shape[0]} pixels and its "
-                             f"image {image} {shape[1]}x{shape[0]}; a mask must cover its image pixel for pixel")
-    top = values.max()
-    return values > top / 2 if top > 0 else np.zeros(values.shape, bool)
-
-
-def mask_to_size(mask: np.ndarray, size: int) -> np.ndarray:
-    """A mask resized as its image is (:func:`_resize`, bilinear and antialiased): a packed pixel
-    is inside when at least half of it was; a region smaller than that keeps its most covered
-    pixel, so no region vanishes."""
-    if mask.shape == (size, size):
-        return mask.copy()
-    cover = _resize(mask[..., None].astype(np.float64), size)[..., 0]
-    inside = cover >= 0.5
-    if mask.any() and not inside.any():
-        inside[np.unravel_index(np.argmax(cover), cover.shape)] = True
-    return inside
-
-
-def read_region_boxes(path: str | os.PathLike, images: list[str]) -> dict[str, dict[str, tuple]]:
-    """A table of regions on the images: a header, then ``image, region, x0, y0, x1, y1`` per box, in
-    pixels of the image as it is displayed (upright), ``x0 < x1`` and ``y0 < y1`` (CSV, or TSV for
-    ``.tsv``/``.tab``). Returns image -> region -> box; one clear error naming the line otherwise."""
-    import csv
+def upright_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` of an image as it is displayed (upright: the EXIF orientation applied),
+    from its header, without decoding its pixels."""
+    from PIL import UnidentifiedImageError
 
     path = Path(path)
-    known = set(images)
-    out: dict[str, dict[str, tuple]] = {}
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputDataError(f"{path}: cannot read the region boxes ({exc})") from None
-    rows = list(csv.reader(text.splitlines(), delimiter="\t" if path.suffix.lower() in (".tsv", ".tab")
-                           else ","))
-    header = [h.strip().lower() for h in (rows[0] if rows else [])]
-    if header[:6] != ["image", "region", "x0", "y0", "x1", "y1"]:
-        raise InputDataError(f"{path}: line 1 must be the header image, region, x0, y0, x1, y1")
-    for line, row in enumerate(rows[1:], start=2):
-        if not row or not "".join(row).strip():
-            continue
-        image, region = row[0].strip(), row[1].strip() if len(row) > 1 else ""
-        try:
-            box = tuple(float(v) for v in row[2:6])
-        except ValueError:
-            box = ()
-        if len(box) != 4 or not all(np.isfinite(box)) or box[0] >= box[2] or box[1] >= box[3] or min(box) < 0:
-            raise InputDataError(f"{path}: line {line}: the box must be four finite numbers x0 < x1, "
-                                 f"y0 < y1, from 0, in pixels of the image")
-        if image not in known:
-            raise InputDataError(f"{path}: line {line}: image '{image}' is not in the label table")
-        if not region or region in out.get(image, {}):
-            raise InputDataError(f"{path}: line {line}: " + (f"region '{region}' of '{image}' is given twice"
-                                                              if region else "the region name is empty"))
-        out.setdefault(image, {})[region] = box
-    return out
+        with _open(path) as im:
+            width, height = im.size
+            turned = _orientation(im, path) in (5, 6, 7, 8)
+    except InputDataError:
+        raise
+    except UnidentifiedImageError:
+        raise InputDataError(f"{path}: cannot read the image (not a {', '.join(READ_FORMATS[:-1])} or "
+                             f"{READ_FORMATS[-1]} file)") from None
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError) as exc:
+        raise InputDataError(f"{path}: cannot read the image ({exc})") from None
+    return (width, height) if turned else (height, width)
 
 
 def _quantised(values: np.ndarray) -> np.ndarray:
@@ -496,7 +365,7 @@ def _orientation(im, path: Path) -> int:
     raise InputDataError(f"{path}: EXIF orientation {value!r} is not one of 1-8; fix or remove the tag")
 
 
-def _resize(values: np.ndarray, size: int) -> np.ndarray:
+def resize_values(values: np.ndarray, size: int) -> np.ndarray:
     """Bilinear, antialiased resizing of float values, channel by channel (Pillow's mode F)."""
     from PIL import Image
 

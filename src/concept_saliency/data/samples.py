@@ -8,10 +8,9 @@
 - ``split``: ``(N,)`` int8, 0 = training, 1 = validation (held out);
 - optionally ``labels``: ``(N, A)`` int8 in {0, 1} with ``label_names``;
 - optionally ``boxes``: ``(N, R, 4)`` float32 regions of each sample, ``(x0, y0, x1, y1)`` in
-  its pixels (NaN where a sample has none), with ``box_names`` (CelebA's face parts from
-  its landmarks, boxes given with a user's images): what maps are scored against;
-- optionally ``masks``: ``(N, R, H, W)`` booleans, regions given as masks with a user's images
-  (all False where a sample has none), with ``mask_names``.
+  its pixels (NaN where a sample has none), with ``box_names``: CelebA's face parts from its
+  landmarks, what maps are scored against (regions given with a user's images are packed
+  apart, :mod:`.regions`).
 
 Images (CelebA, the synthetic shapes, a user's folder) and spatial
 transcriptomics genes both end up here, so training, encoding, concepts and
@@ -28,7 +27,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..artifacts import create_h5, numeric_dataset, open_h5
-from ..errors import ArtifactError, InputDataError
+from ..errors import InputDataError
 
 FORMAT = "csm.samples"
 TRAIN, VALIDATION = 0, 1
@@ -159,14 +158,6 @@ class SampleAppender:
         self.finished = True
 
 
-def create_mask_dataset(f, names: Sequence[str], n: int, shape: Sequence[int]):
-    """The ``masks`` (``(N, R, H, W)`` booleans, one per sample and region, filled in blocks) and
-    ``mask_names`` datasets of an open store of ``n`` samples; returns ``masks``."""
-    f.create_dataset("mask_names", data=np.asarray(list(names), dtype=object), dtype=_str_dtype())
-    return f.create_dataset("masks", shape=(n, len(names), *shape), dtype=bool,
-                            chunks=(1, 1, *shape), compression="lzf")
-
-
 def write_boxes(f, boxes: np.ndarray, names: Sequence[str], n: int) -> None:
     """The ``boxes`` and ``box_names`` datasets of an open store of ``n`` samples."""
     boxes = np.asarray(boxes, dtype=np.float32)
@@ -239,8 +230,6 @@ class SampleStore:
         self.box_names = [s.decode() if isinstance(s, bytes) else s
                           for s in self._f["box_names"][()]] if "boxes" in self._f else []
         self._boxes = None
-        self.mask_names = [s.decode() if isinstance(s, bytes) else s
-                           for s in self._f["mask_names"][()]] if "masks" in self._f else []
         self.attrs = dict(self._f.attrs)
 
     @property
@@ -250,17 +239,6 @@ class SampleStore:
         if self._boxes is None and self.box_names:
             self._boxes = numeric_dataset(self._f, "boxes", self.path)[()]
         return self._boxes
-
-    def masks(self, indices, region: str) -> np.ndarray:
-        """``(len(indices), H, W)`` booleans: the mask of ``region`` (one of ``mask_names``) on
-        each of the samples ``indices`` (all False where a sample has none)."""
-        masks = self._f["masks"]
-        if masks.dtype != bool or masks.shape[:2] != (len(self.ids), len(self.mask_names)):
-            raise ArtifactError(f"{self.path}: 'masks' is not a boolean (samples, regions, height, "
-                                f"width) array; rerun the stage that packed it")
-        r = self.mask_names.index(region)
-        return np.stack([masks[int(i), r] for i in indices]) if len(indices) else \
-            np.zeros((0, *masks.shape[2:]), bool)
 
     def __enter__(self):
         return self

@@ -40,7 +40,7 @@ OUTPUT_FORMATS: dict[str, str] = {
     "images": "csm.image-folder", "attributes": "csm.table", "masks": "csm.masks",
     "counts": "csm.count-matrix", "annotation": "csm.table",
     # inputs fetched, and the sample store
-    "file": "csm.download", "samples": "csm.samples", "report": "csm.report",
+    "file": "csm.download", "samples": "csm.samples", "regions": "csm.regions", "report": "csm.report",
     "anndata": "csm.anndata", "grid": "csm.spatial-grid",
     # model, latents, concepts, maps
     "vae": "csm.keras-model", "encoder": "csm.keras-model", "decoder": "csm.keras-model",

@@ -10,6 +10,7 @@ import pandas as pd
 from ..artifacts import open_h5, write_tsv
 from ..concept_vectors import read_concepts
 from ..data.grid import concept_spot_map, pixels_to_spots, read_grid
+from ..data.regions import RegionStore
 from ..data.samples import TRAIN, SampleStore
 from ..errors import UserError
 from ..localisation import (DATA_REFERENCE, box_masks, mean_difference_maps, score_against_masks,
@@ -21,14 +22,15 @@ log = logging.getLogger("concept_saliency")
 
 
 def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: str,
-             masks: str | None = None, samples: str | None = None, grid: str | None = None,
-             regions: dict | None = None, seed: int = 0) -> None:
+             masks: str | None = None, samples: str | None = None, image_regions: str | None = None,
+             grid: str | None = None, regions: dict | None = None, seed: int = 0) -> None:
     """Score every method's maps against known regions; ``table``: means per method, concept and
     region (:mod:`concept_saliency.localisation`), ``per_sample``: every map's scores.
 
-    The regions: the demo shapes' ``masks`` (a concept's region is its own mask), the boxes of
-    the sample store (``samples``: CelebA's face parts, a user's boxes; ``regions`` maps a
-    concept to its box; only the explained samples that show the concept are scored) or the
+    The regions: the demo shapes' ``masks`` (a concept's region is its own mask); the boxes and
+    masks given with a user's images (``image_regions``, :mod:`..data.regions`), else the boxes
+    of the sample store (``samples``: CelebA's face parts), where ``regions`` maps a concept to
+    its region and only the explained samples that show the concept are scored; or the
     annotated spots of a tissue ``grid`` (each concept's map, the mean over its explained member
     genes, against every region; ``regions`` names a concept's own region). A random map
     (uniform noise) is scored too, as the baseline, and for labelled images the data's own
@@ -41,7 +43,8 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
     elif masks:
         score = _mask_scorer(masks, cs.ids)
     else:
-        score = _box_scorer(samples, own, dict(zip(cs.names, np.asarray(cs.positives, dtype=bool))))
+        score = _box_scorer(image_regions or samples, own,
+                            dict(zip(cs.names, np.asarray(cs.positives, dtype=bool))))
     references = {} if grid or masks else _mean_differences(samples, cs, own)
     rng = np.random.default_rng(seed)
     rows = []
@@ -107,17 +110,18 @@ def _mask_scorer(masks: str, ids):
     return score
 
 
-def _box_scorer(samples: str, own: dict, positives: dict):
-    """Images with regions in the sample store (boxes, or masks given with a user's images):
-    each explained sample that shows the concept (``positives``: concept -> bool per sample)
-    against its concept's region (``own``: concept -> region), where that sample has it. A face
-    without the attribute has no evidence of it in its part to point at."""
-    with SampleStore(samples) as store:
+def _box_scorer(path: str, own: dict, positives: dict):
+    """Images with regions (``path``: a regions file or a sample store with boxes,
+    :class:`..data.regions.RegionStore`): each explained sample that shows the concept
+    (``positives``: concept -> bool per sample) against its concept's region (``own``: concept ->
+    region), where that sample has it. A face without the attribute has no evidence of it in its
+    part to point at."""
+    with RegionStore(path) as store:
         if store.boxes is None and not store.mask_names:
-            raise UserError(f"{samples}: holds no regions of its images to score the maps against "
+            raise UserError(f"{path}: holds no regions of its images to score the maps against "
                             f"(boxes or masks); rerun the stage that packed it, or set 'localisation: "
                             f"{{enabled: false}}'")
-        boxes, box_names, shape = store.boxes, list(store.box_names), tuple(store.sample_shape[:2])
+        boxes, box_names, shape = store.boxes, list(store.box_names), store.image_shape
         mask_names = list(store.mask_names)
 
     def score(concept, values, indices) -> pd.DataFrame | None:
@@ -125,14 +129,14 @@ def _box_scorer(samples: str, own: dict, positives: dict):
         if region is None or (region == concept and region not in box_names + mask_names):
             return None  # no region named, or none named as the concept (the default guess)
         if region not in box_names + mask_names:
-            raise UserError(f"region '{region}' (config key 'localisation.regions'): {samples} has the "
+            raise UserError(f"region '{region}' (config key 'localisation.regions'): {path} has the "
                             f"regions {', '.join(box_names + mask_names)}")
         shows = positives[concept][np.asarray(indices)]
         if not shows.any():
             return None
         values, indices = values[shows], np.asarray(indices)[shows]
         if region in mask_names:
-            with SampleStore(samples) as store:
+            with RegionStore(path) as store:
                 masks = store.masks(indices, region)
         else:
             masks = box_masks(boxes[indices, box_names.index(region)], shape)

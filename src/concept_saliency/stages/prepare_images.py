@@ -11,22 +11,18 @@ log = logging.getLogger("concept_saliency")
 
 
 def prepare_images(*, labels: str, samples: str, image_size: int, validation_fraction: float, seed: int,
-                   background="white", images: str | None = None, manifest: str | None = None,
-                   boxes: str | None = None, masks: str | None = None) -> dict:
+                   background="white", images: str | None = None, manifest: str | None = None) -> dict:
     """Pack every image the attribute table names, with every attribute column.
 
     Give the folder as ``images`` (the synthetic shapes, made by an earlier rule) or as
     ``manifest``, the listing of a user's folder written when the DAG is built
     (:mod:`..data.manifest`; it names the folder, and its change reruns this stage).
-    Transparent pixels become ``background``. ``boxes``: a table of regions on the images
-    (image, region, x0, y0, x1, y1), packed with them for scoring the maps; ``masks``: the
-    manifest of a folder of region masks (one subfolder per region, a mask per image), packed
-    likewise. Returns the packing summary.
+    Transparent pixels become ``background``. Regions given with the images are packed by the
+    prepare_regions stage. Returns the packing summary.
     """
     if (images is None) == (manifest is None):
         raise TypeError("give the images folder or its manifest, exactly one")
     folder = images if images is not None else manifest_folder(manifest)
-    summary = pack_image_folder(folder, labels, samples, image_size, validation_fraction, seed, background,
-                                boxes_path=boxes, masks_dir=manifest_folder(masks) if masks else None)
+    summary = pack_image_folder(folder, labels, samples, image_size, validation_fraction, seed, background)
     log.info("packed %d images of %dx%d", summary["images"], image_size, image_size)
     return {"summary": summary | {"images_folder": str(folder)}}
