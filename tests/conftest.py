@@ -47,21 +47,28 @@ def rng():
 # worker), the files that run workflows first, the demo's first of all: the longest chains
 # start at once and the quick files fill the gaps at the end. (pytest-xdist's own
 # `--dist loadgroup` reads `xdist_group` marks through a node attribute pytest 9 no longer has.)
-DEMO_FILES = frozenset({"tests/test_workflow.py", "tests/test_examples.py", "tests/faults/test_reruns.py",
-                        "tests/faults/test_bad_config.py"})
+DEMO_FILES = frozenset({"tests/test_workflow.py", "tests/test_examples.py", "tests/faults/test_reruns.py"})
+
+
+def _test_file(nodeid: str) -> str:
+    """The test file of a node id, as DEMO_FILES names it (node ids are relative to the rootdir)."""
+    path = nodeid.split("::", 1)[0]
+    return next((f for f in DEMO_FILES if path == f or path.endswith("/" + f)), path)
 
 
 def pytest_collection_modifyitems(config, items):
     """The order the workers are handed the files in: the demo's, then those that run workflows
-    (marked ``workflow`` or ``slurm``), then the rest, each in its own order."""
-    strays = sorted({item.nodeid.split("::", 1)[0] for item in items if "demo" in item.fixturenames}
-                    - DEMO_FILES)
-    if strays:
-        raise pytest.UsageError(f"{strays[0]} uses the demo run: add it to DEMO_FILES in tests/conftest.py")
-    slow = {item.nodeid.split("::", 1)[0] for item in items
+    (marked ``workflow`` or ``slurm``), then the rest, each in its own order. DEMO_FILES must
+    name exactly the files whose tests use the demo run."""
+    files = {_test_file(item.nodeid) for item in items}
+    uses_demo = {_test_file(item.nodeid) for item in items if "demo" in item.fixturenames}
+    wrong = sorted((uses_demo - DEMO_FILES) | ((files & DEMO_FILES) - uses_demo))
+    if wrong:
+        raise pytest.UsageError(f"{wrong[0]}: {'uses' if wrong[0] in uses_demo else 'does not use'} the "
+                                f"demo run; correct DEMO_FILES in tests/conftest.py")
+    slow = {_test_file(item.nodeid) for item in items
             if item.get_closest_marker("workflow") or item.get_closest_marker("slurm")}
-    items.sort(key=lambda item: (item.nodeid.split("::", 1)[0] not in DEMO_FILES,
-                                 item.nodeid.split("::", 1)[0] not in slow))
+    items.sort(key=lambda item: (_test_file(item.nodeid) not in DEMO_FILES, _test_file(item.nodeid) not in slow))
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: known only where it is installed
@@ -78,7 +85,7 @@ def pytest_xdist_make_scheduler(config, log):
             config.option.loadscopereorder = False  # the collection order is the cost order
 
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
+            path = _test_file(nodeid)
             return "demo" if path in DEMO_FILES else path
 
     return ByFile(config, log)
