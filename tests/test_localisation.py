@@ -3,6 +3,8 @@ landmarks, boxes given with images, and the localise stage on a tissue and on im
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -205,7 +207,8 @@ def test_masks_given_with_images_are_packed_resized_and_refused_when_they_do_not
     from PIL import Image
 
     from concept_saliency.data.images import pack_image_folder
-    from concept_saliency.data.regions import RegionStore, pack_image_regions
+    from concept_saliency.data.region_packing import pack_image_regions
+    from concept_saliency.data.regions import RegionStore
     from concept_saliency.errors import InputDataError
 
     folder, masks = tmp_path / "faces", tmp_path / "masks"
@@ -355,14 +358,32 @@ def test_the_regions_a_config_gives_its_concepts():
     assert not localised({"type": "spatial", "source": {"st_counts": {"counts": "c.tsv"}}})
 
 
-@pytest.mark.parametrize("given", ["boxes", "masks"])
+def test_editing_how_images_or_regions_are_packed_does_not_rerun_the_scoring():
+    import concept_saliency
+    from concept_saliency.code_closure import stage_code
+
+    package = Path(concept_saliency.__file__).resolve().parent
+
+    def modules(stage):
+        return {Path(p).resolve().relative_to(package).as_posix() for p in stage_code(stage)}
+
+    assert {"data/regions.py"} <= modules("localise")
+    assert not {"data/images.py", "data/region_packing.py", "data/manifest.py"} & modules("localise")
+    assert {"data/images.py", "data/region_packing.py", "data/regions.py"} <= modules("prepare_regions")
+
+
+@pytest.mark.parametrize("given", ["boxes", "masks", "boxes in the sample store"])
 def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_datas_own_map(tmp_path, given):
+    """Regions given with a user's images (a boxes table, masks: ``regions.h5``), or packed with
+    the images as CelebA's face parts are (boxes in ``samples.h5``)."""
+    import h5py
     from PIL import Image
 
     from concept_saliency.artifacts import Provenance
     from concept_saliency.concept_vectors import Concept, write_concepts
     from concept_saliency.data.manifest import write_image_manifest, write_mask_manifest
-    from concept_saliency.data.samples import SampleStore
+    from concept_saliency.data.samples import SampleStore, write_boxes
+    from concept_saliency.errors import ArtifactError
     from concept_saliency.saliency_maps import maps_writer
 
     folder = tmp_path / "faces"
@@ -377,7 +398,7 @@ def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_d
         (tmp_path / "boxes.csv").write_text("image,region,x0,y0,x1,y1\n" + "".join(
             f"f{i}.png,mouth,20,20,60,40\n" for i in range(6)))
         regions = {"boxes": str(tmp_path / "boxes.csv")}
-    else:  # the same regions as masks, but for f5 (smiling, and not scored then)
+    elif given == "masks":  # the same regions as masks, but for f5 (smiling, and not scored then)
         (tmp_path / "masks" / "mouth").mkdir(parents=True)
         mask = np.zeros((40, 80), np.uint8)
         mask[20:40, 20:60] = 255
@@ -387,9 +408,15 @@ def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_d
     samples, labels = tmp_path / "samples.h5", tmp_path / "labels.csv"
     run_stage("prepare_images", ("samples",), images=str(folder), labels=str(labels),
               samples=str(samples), image_size=16, validation_fraction=0.0, seed=0)
-    run_stage("prepare_regions", ("regions",), samples=str(samples), labels=str(labels),
-              manifest=write_image_manifest(folder, labels, tmp_path / "manifest.tsv"),
-              regions=str(tmp_path / "regions.h5"), **regions)
+    if given == "boxes in the sample store":  # as CelebA's crop_pack writes its face parts
+        with h5py.File(samples, "a") as f:
+            write_boxes(f, np.tile([[[4, 8, 12, 16]]], (6, 1, 1)), ["mouth"], 6)
+        image_regions = {}
+    else:
+        run_stage("prepare_regions", ("regions",), samples=str(samples), labels=str(labels),
+                  manifest=write_image_manifest(folder, labels, tmp_path / "manifest.tsv"),
+                  regions=str(tmp_path / "regions.h5"), **regions)
+        image_regions = {"image_regions": str(tmp_path / "regions.h5")}
     with SampleStore(str(samples)) as store:
         ids, positive = store.ids, store.labels[:, 0]
     concepts = tmp_path / "concepts.h5"
@@ -406,18 +433,25 @@ def test_image_maps_are_scored_on_the_samples_that_show_the_concept_beside_the_d
         out.add("Young", np.arange(6), ids, np.ones((6, 16, 16, 3)), np.zeros(6))
     Provenance("test").write(path, "csm.saliency")
     table_path = tmp_path / "localisation.tsv"
-    run_stage("localise", ("table", "per_sample", "figure"), concepts=str(concepts), maps=[str(path)],
-              samples=str(samples), image_regions=str(tmp_path / "regions.h5"), table=str(table_path),
-              per_sample=str(tmp_path / "per_map.tsv"),
-              figure=str(tmp_path / "localisation.png"), regions={"Smiling": "mouth", "Young": "Young"},
-              seed=0)  # Young: the region named as the concept, its default, which the images lack
+    scoring = dict(maps=[str(path)], samples=str(samples), table=str(table_path), **image_regions,
+                   per_sample=str(tmp_path / "per_map.tsv"), figure=str(tmp_path / "localisation.png"),
+                   regions={"Smiling": "mouth", "Young": "Young"}, seed=0)
+    # Young: the region named as the concept, its default, which the images lack
+    run_stage("localise", ("table", "per_sample", "figure"), concepts=str(concepts), **scoring)
     table = pd.read_csv(table_path, sep="\t").set_index("method")
     assert set(table.index) == {"vanilla_gradient", "random", "mean_image_difference"}
     assert set(table["concept"]) == {"Smiling"}
     on = table.loc["vanilla_gradient"]
-    scored = 3 if given == "boxes" else 2  # the smiling faces with a region
+    scored = 2 if given == "masks" else 3  # the smiling faces with a region
     assert on["n_maps"] == scored and on["peak_in_region"] == 1.0  # the smiling faces only
     assert on["mass_ratio"] == pytest.approx(4.0)  # all of the map in a quarter of the image
     reference = table.loc["mean_image_difference"]  # the positives differ on the mouth only
     assert reference["n_maps"] == scored and reference["mass_ratio"] == pytest.approx(4.0, rel=0.05)
     assert table.loc["random", "mass_ratio"] == pytest.approx(1.0, abs=0.3)
+    # regions of other samples than the maps' (a stale file): refused, not scored against the wrong images
+    other = tmp_path / "other.h5"
+    write_concepts(other, [Concept("Smiling", "attribute", np.ones(3), positive)], np.zeros((6, 2)),
+                   {"Smiling": np.arange(6)}, ids[::-1])
+    Provenance("test").write(other, "csm.concepts")
+    with pytest.raises(ArtifactError, match="holds the regions of other samples than the model's"):
+        run_stage("localise", ("table", "per_sample", "figure"), concepts=str(other), **scoring)

@@ -164,8 +164,9 @@ def pack_image_folder(image_dir: str | os.PathLike, labels_path: str | os.PathLi
 
 
 def upright_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(height, width)`` of an image as it is displayed (upright: the EXIF orientation applied),
-    from its header, without decoding its pixels."""
+    """``(height, width)`` of an image as it is displayed (upright: the EXIF orientation applied).
+    Most formats give both in their header; Pillow decodes a PNG whose EXIF, if any, would
+    follow its pixels."""
     from PIL import UnidentifiedImageError
 
     path = Path(path)

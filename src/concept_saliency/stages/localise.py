@@ -12,7 +12,7 @@ from ..concept_vectors import read_concepts
 from ..data.grid import concept_spot_map, pixels_to_spots, read_grid
 from ..data.regions import RegionStore
 from ..data.samples import TRAIN, SampleStore
-from ..errors import UserError
+from ..errors import ArtifactError, UserError
 from ..localisation import (DATA_REFERENCE, box_masks, mean_difference_maps, score_against_masks,
                             score_against_regions, summarise)
 from ..plotting import plot_localisation, save_figure
@@ -44,7 +44,7 @@ def localise(*, concepts: str, maps: list, table: str, per_sample: str, figure: 
         score = _mask_scorer(masks, cs.ids)
     else:
         score = _box_scorer(image_regions or samples, own,
-                            dict(zip(cs.names, np.asarray(cs.positives, dtype=bool))))
+                            dict(zip(cs.names, np.asarray(cs.positives, dtype=bool))), cs.ids)
     references = {} if grid or masks else _mean_differences(samples, cs, own)
     rng = np.random.default_rng(seed)
     rows = []
@@ -110,13 +110,16 @@ def _mask_scorer(masks: str, ids):
     return score
 
 
-def _box_scorer(path: str, own: dict, positives: dict):
+def _box_scorer(path: str, own: dict, positives: dict, ids: list[str]):
     """Images with regions (``path``: a regions file or a sample store with boxes,
     :class:`..data.regions.RegionStore`): each explained sample that shows the concept
     (``positives``: concept -> bool per sample) against its concept's region (``own``: concept ->
     region), where that sample has it. A face without the attribute has no evidence of it in its
-    part to point at."""
+    part to point at. ``ids``: the samples the maps index, which ``path`` must hold in that order."""
     with RegionStore(path) as store:
+        if list(store.ids) != list(ids):
+            raise ArtifactError(f"{path}: holds the regions of other samples than the model's; rerun "
+                                f"the stage that packed it (snakemake --forcerun prepare_regions)")
         if store.boxes is None and not store.mask_names:
             raise UserError(f"{path}: holds no regions of its images to score the maps against "
                             f"(boxes or masks); rerun the stage that packed it, or set 'localisation: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..data.manifest import manifest_folder
-from ..data.regions import pack_image_regions
+from ..data.region_packing import pack_image_regions
 
 log = logging.getLogger("concept_saliency")
 
