@@ -79,6 +79,7 @@ def main() -> None:
 
     from concept_saliency.concept_vectors import attribute_concepts, read_concepts
     from concept_saliency.encoding import read_latents
+    from concept_saliency.data.regions import RegionStore
     from concept_saliency.data.samples import TRAIN, VALIDATION, SampleStore
     from concept_saliency.face_parts import CELEBA_PARTS
     from concept_saliency.localisation import box_masks, mean_difference_maps, score_against_masks
@@ -90,6 +91,7 @@ def main() -> None:
     cs = read_concepts(run / "concepts" / "concepts.h5")
     z = read_latents(run / "latents.h5").z
     store = SampleStore(str(args.samples or run.parent / "data" / "samples.h5"))
+    parts = RegionStore(store.path)  # CelebA's face-part boxes, packed with the images
     held_out = store.split == VALIDATION
     names = [a for a in MOUTH + EYES if a in cs.names]
     vector_sets = {"mean": np.asarray(cs.vectors)}
@@ -126,7 +128,7 @@ def main() -> None:
             idx = np.nonzero(pos)[0]
             idx = idx[np.argsort(-scores[idx], kind="stable")[:args.n]]
             x = store.read(idx)
-            masks = box_masks(store.boxes[idx, store.box_names.index(part)], x.shape[1:3])
+            masks = box_masks(parts.boxes[idx, parts.box_names.index(part)], x.shape[1:3])
             reference = np.broadcast_to(differences[k], (len(idx), *differences[k].shape))
             s = score_against_masks(reference, masks)
             rows.append({"vectors": vec_name, "attribute": name, "part": part, "method": "mean_image_difference",

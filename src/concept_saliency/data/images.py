@@ -35,6 +35,7 @@ that cannot be read; an EXIF orientation other than 1-8.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -98,20 +99,27 @@ def decode_image(path: str | os.PathLike, background=(255, 255, 255)) -> np.ndar
 def decode_upright(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     """The values ``(H, W, 1 or 3)`` and alpha (``(H, W)`` in [0, 1], or None) of an image file,
     upright, before compositing (:func:`decode_image`)."""
+    path = Path(path)
+    with _read_errors(path), _open(path) as im:
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1 and im.format != "MPO":
+            raise InputDataError(f"{path}: holds {frames} frames ({im.format}: a multi-page image or an "
+                                 f"animation); give one image per file")
+        tiff = _tiff_layout(im, path)
+        rawmodes = {_rawmode(t.args) for t in im.tile}  # the tiles are gone after loading
+        im.load()
+        values, alpha = _channels(_to_srgb(im, path, rawmodes), path, rawmodes, tiff)
+        upright = _UPRIGHT[_orientation(im, path)]
+    return upright(values), (upright(alpha) if alpha is not None else None)
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path):
+    """What Pillow raises while reading ``path``, as one :class:`InputDataError` naming it."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
     try:
-        with _open(path) as im:
-            frames = getattr(im, "n_frames", 1)
-            if frames > 1 and im.format != "MPO":
-                raise InputDataError(f"{path}: holds {frames} frames ({im.format}: a multi-page image or an "
-                                     f"animation); give one image per file")
-            tiff = _tiff_layout(im, path)
-            rawmodes = {_rawmode(t.args) for t in im.tile}  # the tiles are gone after loading
-            im.load()
-            values, alpha = _channels(_to_srgb(im, path, rawmodes), path, rawmodes, tiff)
-            upright = _UPRIGHT[_orientation(im, path)]
+        yield
     except InputDataError:
         raise
     except UnidentifiedImageError:
@@ -121,7 +129,6 @@ def decode_upright(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | No
         raise InputDataError(f"{path}: refused: {exc}") from None
     except (OSError, ValueError, SyntaxError, EOFError, IndexError) as exc:
         raise InputDataError(f"{path}: cannot read the image ({exc})") from None
-    return upright(values), (upright(alpha) if alpha is not None else None)
 
 
 def load_image(path: str | os.PathLike, size: int | None, background=(255, 255, 255)) -> np.ndarray:
@@ -167,20 +174,10 @@ def upright_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(height, width)`` of an image as it is displayed (upright: the EXIF orientation applied).
     Most formats give both in their header; Pillow decodes a PNG whose EXIF, if any, would
     follow its pixels."""
-    from PIL import UnidentifiedImageError
-
     path = Path(path)
-    try:
-        with _open(path) as im:
-            width, height = im.size
-            turned = _orientation(im, path) in (5, 6, 7, 8)
-    except InputDataError:
-        raise
-    except UnidentifiedImageError:
-        raise InputDataError(f"{path}: cannot read the image (not a {', '.join(READ_FORMATS[:-1])} or "
-                             f"{READ_FORMATS[-1]} file)") from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError) as exc:
-        raise InputDataError(f"{path}: cannot read the image ({exc})") from None
+    with _read_errors(path), _open(path) as im:
+        width, height = im.size
+        turned = _orientation(im, path) in (5, 6, 7, 8)
     return (width, height) if turned else (height, width)
 
 

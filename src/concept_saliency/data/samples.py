@@ -9,8 +9,8 @@
 - optionally ``labels``: ``(N, A)`` int8 in {0, 1} with ``label_names``;
 - optionally ``boxes``: ``(N, R, 4)`` float32 regions of each sample, ``(x0, y0, x1, y1)`` in
   its pixels (NaN where a sample has none), with ``box_names``: CelebA's face parts from its
-  landmarks, what maps are scored against (regions given with a user's images are packed
-  apart, :mod:`.regions`).
+  landmarks, what maps are scored against, read by :class:`.regions.RegionStore` (regions
+  given with a user's images are packed apart, :mod:`.regions`).
 
 Images (CelebA, the synthetic shapes, a user's folder) and spatial
 transcriptomics genes both end up here, so training, encoding, concepts and
@@ -227,18 +227,7 @@ class SampleStore:
                                 for s in self._f["label_names"][()]]
         else:
             self.labels, self.label_names = None, []
-        self.box_names = [s.decode() if isinstance(s, bytes) else s
-                          for s in self._f["box_names"][()]] if "boxes" in self._f else []
-        self._boxes = None
         self.attrs = dict(self._f.attrs)
-
-    @property
-    def boxes(self) -> np.ndarray | None:
-        """``(N, R, 4)`` regions of each sample (``box_names``), or None; read on first use (only
-        the localise stage needs them)."""
-        if self._boxes is None and self.box_names:
-            self._boxes = numeric_dataset(self._f, "boxes", self.path)[()]
-        return self._boxes
 
     def __enter__(self):
         return self
