@@ -255,3 +255,59 @@ def test_gene_index_names_at_most_five_unknown_genes():
         GeneIndex([f"Gene{k}" for k in range(3)]).find([f"Nope{k}" for k in range(9)])
     message = str(info.value)
     assert "'Nope4'" in message and "'Nope5'" not in message and "and 4 more" in message
+
+
+def _three_region_tissue(rng):
+    """60 spots in three regions (a, b, c) and 40 genes: genes 0-4 high in a, 5-9 in b, 10-14 in c."""
+    import anndata as ad
+    import pandas as pd
+
+    region = np.repeat(["a", "b", "c"], 20)
+    x = rng.poisson(2.0, size=(60, 40)).astype(np.float32)
+    for k, name in enumerate("abc"):
+        x[np.ix_(region == name, np.arange(5 * k, 5 * k + 5))] += 20
+    obs = pd.DataFrame({"region": pd.Categorical(region)}, index=[f"s{i}" for i in range(60)])
+    adata = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=[f"Gene{g}" for g in range(40)]))
+    adata.layers["counts"] = x
+    return adata
+
+
+def test_region_concepts_contrasted_with_the_other_regions(rng):
+    from concept_saliency.genes import GeneIndex
+
+    adata = _three_region_tissue(rng)
+    genes = GeneIndex(list(adata.var_names))
+    z = rng.normal(size=(40, 6))
+    group = {name: np.isin(np.arange(40), np.arange(5 * k, 5 * k + 5)) for k, name in enumerate("abc")}
+    spec = {"regions": {name: name for name in "abc"}, "n_markers": 5}
+
+    def vectors(**options):
+        found, _ = C.gene_concepts(spec | options, z, genes, adata)
+        assert [c.name for c in found] == ["a", "b", "c"]
+        for c in found:  # the planted markers
+            np.testing.assert_array_equal(c.positives, group[c.name])
+        return {c.name: c.vector for c in found}
+
+    mean = {name: z[m].mean(0) for name, m in group.items()}
+    rest = {name: z[~m].mean(0) for name, m in group.items()}
+    np.testing.assert_allclose(vectors()["a"], mean["a"], rtol=1e-5)
+    np.testing.assert_allclose(vectors(subtract_rest=True)["a"], mean["a"] - rest["a"], rtol=1e-5)
+    # each other region weighs alike: b and c, not the 35 genes outside a
+    others = vectors(subtract_regions=True)
+    for name in "abc":
+        expected = mean[name] - np.mean([mean[o] for o in "abc" if o != name], axis=0)
+        np.testing.assert_allclose(others[name], expected, rtol=1e-5, atol=1e-6)
+    both = vectors(subtract_regions=True, subtract_rest=True)
+    np.testing.assert_allclose(both["b"], 0.5 * (others["b"] + mean["b"] - rest["b"]), rtol=1e-5, atol=1e-6)
+    # per region: only c contrasted, against a and b
+    found, _ = C.gene_concepts(spec | {"regions": {"a": "a", "b": "b", "c": {"region": "c", "subtract_regions": True}}},
+                               z, genes, adata)
+    np.testing.assert_allclose(found[0].vector, mean["a"], rtol=1e-5)
+    np.testing.assert_allclose(found[2].vector, others["c"], rtol=1e-5, atol=1e-6)
+
+    with pytest.raises(ConfigError, match=r"concept 'a': 'subtract_regions' needs another region concept "
+                                          r"of the annotation 'region'"):
+        C.gene_concepts({"regions": {"a": "a"}, "n_markers": 5, "subtract_regions": True}, z, genes, adata)
+    with pytest.raises(ConfigError, match=r"concept 'a': 'subtract_regions' takes the mean difference"):
+        C.gene_concepts(spec | {"subtract_regions": True, "subtract_rest": True, "direction": "discriminant"},
+                        z, genes, adata)

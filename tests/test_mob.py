@@ -438,6 +438,8 @@ def test_mob_config_is_valid_and_names_its_concepts(monkeypatch):
     assert mob["concepts"]["regions"] == {"gcl": "GCL", "gl": "GL", "mcl": "MCL", "onl": "ONL", "opl": "OPL"}
     assert concept_names("mob", mob) == ["penk", "doc2g", "kctd12", "mitral_markers",
                                          "gcl", "gl", "mcl", "onl", "opl"]
+    # each region against the other genes and the other regions' markers (RESULTS-mob.md)
+    assert mob["concepts"]["subtract_rest"] is True and mob["concepts"]["subtract_regions"] is True
     assert (REPO / mob["source"]["st_counts"]["annotation"]).is_file()
     assert mob["source"]["st_counts"]["counts"]["checksum"] == f"sha256:{MOB_SHA256}"
     files = source_files("mob", mob, "results")

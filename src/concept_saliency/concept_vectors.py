@@ -9,7 +9,9 @@
   whose latent vectors correlate most with a seed gene, a user's gene set, or
   the marker genes of an annotated tissue region (:func:`gene_concepts`); with
   ``subtract_rest`` minus the mean of the other genes (or, with ``direction:
-  discriminant``, that difference whitened as for attributes).
+  discriminant``, that difference whitened as for attributes); region concepts with
+  ``subtract_regions`` minus the other regions' marker genes as well
+  (:func:`contrast_with_other_groups`).
 
 The score of a sample ``x`` for concept ``c`` is ``s(x) = c . z(x)``;
 :func:`separation` says how well each concept's scores separate its positives
@@ -226,6 +228,26 @@ def group_vector(z: np.ndarray, members: np.ndarray, subtract_rest: bool = False
     return vector.astype(np.float32)
 
 
+def contrast_with_other_groups(z: np.ndarray, members: np.ndarray, others: list[np.ndarray],
+                               subtract_rest: bool = False) -> np.ndarray:
+    """A group's mean latent minus the mean of the ``others`` groups' mean latents (each group
+    weighted alike, whatever its size); with ``subtract_rest`` the average of that difference and
+    the group's difference from all other samples. ``members``, ``others``: boolean masks.
+
+    For region concepts: what sets a region's markers apart from the other regions' markers,
+    not only from all genes (most of which no region marks), so that a layer's concept does
+    not also point at what every layer-specific gene shares with the layer beside it."""
+    members = np.asarray(members, dtype=bool)
+    if not others:
+        raise ConfigError("a contrast with other groups needs at least one other group")
+    z = np.asarray(z, dtype=np.float64)
+    own = z[members].mean(axis=0)
+    vector = own - np.mean([z[np.asarray(o, dtype=bool)].mean(axis=0) for o in others], axis=0)
+    if subtract_rest and (~members).any():
+        vector = 0.5 * (vector + own - z[~members].mean(axis=0))
+    return vector.astype(np.float32)
+
+
 def correlated_with(z: np.ndarray, seed: int, n: int):
     """The ``n`` samples whose latent vectors correlate most with sample ``seed``.
 
@@ -366,6 +388,7 @@ def gene_concepts(spec: dict, z: np.ndarray, genes: GeneIndex, adata=None,
     regions = spec.get("regions") or {}
     if regions and adata is None:
         raise ConfigError("region concepts need spatial data with a spot annotation")
+    region_concepts: list[Concept] = []
     for name, item in regions.items():
         item = item if isinstance(item, dict) else {"region": item}
         key = item.get("key") or adata.uns.get("csm_region_key") or "region"
@@ -381,13 +404,32 @@ def gene_concepts(spec: dict, z: np.ndarray, genes: GeneIndex, adata=None,
                         "than %s %d; the concept is those %d genes", name, len(idx), item["region"],
                         n_key, n, len(idx))
         subtract = bool(item.get("subtract_rest", spec.get("subtract_rest", False)))
-        concepts.append(Concept(name, "region", group_vector(z, members, subtract, *direction), members,
-                                {"region": str(item["region"]), "key": key, "n_markers": n,
-                                 "n_genes": len(idx)}))
+        against_regions = bool(item.get("subtract_regions", spec.get("subtract_regions", False)))
+        region_concepts.append(Concept(name, "region", group_vector(z, members, subtract, *direction),
+                                       members, {"region": str(item["region"]), "key": key, "n_markers": n,
+                                                 "n_genes": len(idx), "subtract_rest": subtract,
+                                                 "subtract_regions": against_regions}))
         rows += [row(name, "region", k + 1, genes.genes[i], p=t.p, score=t.score,
                      lfc=t.logfoldchange, p_adj=t.p_adj)
                  for k, (i, t) in enumerate(zip(idx, table.itertuples()))]
-    return concepts, rows
+    for concept in region_concepts:
+        if concept.details["subtract_regions"]:
+            concept.vector = _against_other_regions(z, concept, region_concepts, direction[0])
+    return concepts + region_concepts, rows
+
+
+def _against_other_regions(z: np.ndarray, concept: Concept, regions: list[Concept], direction: str) -> np.ndarray:
+    """A region concept's vector with ``subtract_regions``: contrasted with the other region
+    concepts of the same annotation column (:func:`contrast_with_other_groups`)."""
+    name, key = concept.name, concept.details["key"]
+    if direction != "mean_difference":
+        raise ConfigError(f"concept '{name}': 'subtract_regions' takes the mean difference; set "
+                          f"'concepts.direction' to mean_difference or remove 'subtract_regions'")
+    others = [c.positives for c in regions if c is not concept and c.details["key"] == key]
+    if not others:
+        raise ConfigError(f"concept '{name}': 'subtract_regions' needs another region concept of the "
+                          f"annotation '{key}' to contrast with; add one or remove 'subtract_regions'")
+    return contrast_with_other_groups(z, concept.positives, others, concept.details["subtract_rest"])
 
 
 def held_out_samples(split: np.ndarray) -> np.ndarray:

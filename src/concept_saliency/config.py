@@ -67,7 +67,7 @@ def available_attributes(name: str, dataset: dict) -> list[str]:
 CONCEPT_KEYS_BY_TYPE = {
     "images": ("attributes", "num_samples", "allow_fewer", "adjust_for"),
     "spatial": ("seed_genes", "n_genes", "gene_sets", "regions", "n_markers", "marker_method",
-                "subtract_rest"),
+                "subtract_rest", "subtract_regions"),
 }
 
 
