@@ -495,7 +495,8 @@ def mob_run(tmp_path_factory, mob_counts):
     mob["explain"]["top_k"] = 3
     mob["concepts"] = {"seed_genes": {"penk": {"gene": "Penk", "n_genes": 30}},
                        "gene_sets": {"mangled": ["2010300C02Rik", "Slc17a7", "Cdhr1"]},
-                       "n_markers": 25}  # no 'regions': one concept per region of the annotation
+                       "n_markers": 25,  # no 'regions': one concept per region of the annotation,
+                       "subtract_rest": True, "subtract_regions": True}  # each against the other, as mob.yaml
     with LoopbackServer(www) as server:
         server.behaviour = "drop"
         mob["source"]["st_counts"]["counts"]["url"] = f"{server.url}/{MOB}"
@@ -556,6 +557,10 @@ def test_reduced_mob_run_tables_and_maps_on_the_spots(mob_run):
     np.testing.assert_allclose(vector, latent[member].mean(axis=0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(tissue.var["csm_score_penk"], latent @ vector, rtol=1e-4, atol=1e-5)
     assert set(tissue.var_names[member]) == set(groups.loc[groups["concept"] == "penk", "gene"])
+    # a region's vector: half against the other genes, half against the other region's markers
+    own, other = (tissue.var[f"csm_member_{c}"].to_numpy() for c in ("1_penk_high", "2_rest"))
+    expected = 0.5 * ((latent[own].mean(0) - latent[other].mean(0)) + (latent[own].mean(0) - latent[~own].mean(0)))
+    np.testing.assert_allclose(tissue.uns["csm_concepts"]["1_penk_high"]["vector"], expected, rtol=1e-4, atol=1e-5)
     # no H&E image for this replicate: scanpy draws the spots with their size from the scale factors
     ax = sc.pl.spatial(tissue, color="csm_penk_vanilla_gradient", img_key=None, show=False)[0]
     assert len(ax.collections[0].get_paths()) == tissue.n_obs and not ax.images

@@ -339,8 +339,10 @@ def gene_concepts(spec: dict, z: np.ndarray, genes: GeneIndex, adata=None,
     (:class:`ConfigError`, naming the concept and the key): ``n_genes`` not below the number of
     genes (a concept of every gene leaves none to separate it from: its AUROC is undefined),
     a gene set naming one gene twice or holding every gene, a region whose markers are every
-    gene. A region with fewer genes higher inside than ``n_markers`` becomes a concept of those
-    genes, with a warning; ``details["n_genes"]`` says how many.
+    gene, ``subtract_regions`` with no other region concept of the same annotation column or
+    with ``direction: discriminant``. A region with fewer genes higher inside than
+    ``n_markers`` becomes a concept of those genes, with a warning; ``details["n_genes"]`` says
+    how many.
     """
     nan = float("nan")
     concepts: list[Concept] = []
