@@ -22,7 +22,7 @@ def test_the_demo_config_is_valid_and_gets_defaults():
     shapes = config["datasets"]["shapes"]
     assert shapes["models"]["demo"]["learning_rate"] is None
     assert shapes["explain"]["ids"] == []
-    assert config["threads"] == {"train": 2, "saliency": 2, "crop_pack": 2}
+    assert config["threads"] == {"train": 2, "saliency": 1, "crop_pack": 2}  # saliency given, the rest defaults
     assert config["datasets"]["tissue"]["normalisation"] == {"method": "scale", "min_spots": 3,
                                                               "min_counts": 1, "duplicate_genes": "refuse"}
     assert config["datasets"]["tissue"]["max_grid"] == 256
