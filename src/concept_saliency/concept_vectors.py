@@ -241,10 +241,9 @@ def contrast_with_other_groups(z: np.ndarray, members: np.ndarray, others: list[
     if not others:
         raise ConfigError("a contrast with other groups needs at least one other group")
     z = np.asarray(z, dtype=np.float64)
-    own = z[members].mean(axis=0)
-    vector = own - np.mean([z[np.asarray(o, dtype=bool)].mean(axis=0) for o in others], axis=0)
+    vector = z[members].mean(axis=0) - np.mean([z[np.asarray(o, dtype=bool)].mean(axis=0) for o in others], axis=0)
     if subtract_rest and (~members).any():
-        vector = 0.5 * (vector + own - z[~members].mean(axis=0))
+        vector = 0.5 * (vector + group_vector(z, members, subtract_rest=True))
     return vector.astype(np.float32)
 
 
