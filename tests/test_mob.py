@@ -480,12 +480,15 @@ def mob_run(tmp_path_factory, mob_counts):
     www = work / "www"
     www.mkdir()
     shutil.copy(path, www / MOB)
-    # the annotation as R writes it (write.csv with row names: header "","layer"; quoted), on the
-    # array's whole positions (17x9 for the spot measured at 16.92x9.015), with long labels
+    # the annotation as MERINGUE's mOB is shared (spots named by barcode, their positions apart),
+    # written by R (write.csv with row names: header "","annot","x","y"; quoted), on the array's
+    # whole positions (17, 9 for the spot measured at 16.92x9.015), with long labels
     penk = counts["Penk"]
     layer = np.where(penk > penk.median(), "1: Penk high", "2: Rest")
-    whole = [f"{round(float(s.split('x')[0]))}x{round(float(s.split('x')[1]))}" for s in counts.index]
-    (work / "regions.csv").write_text('"","layer"\n' + "".join(f'"{s}","{r}"\n' for s, r in zip(whole, layer)))
+    whole = [(round(float(s.split('x')[0])), round(float(s.split('x')[1]))) for s in counts.index]
+    codes = [f"ACGT{k:014d}" for k in range(len(whole))]
+    (work / "regions.csv").write_text('"","annot","x","y"\n' + "".join(
+        f'"{c}","{r}",{x},{y}\n' for c, r, (x, y) in zip(codes, layer, whole)))
     config = yaml.safe_load((work / "config" / "mob.yaml").read_text())
     config["saliency"]["methods"] = {"vanilla_gradient": {}}
     mob = config["datasets"]["mob"]

@@ -6,6 +6,9 @@ layers); each test writes it in another form and reads it back against the same 
 
 from __future__ import annotations
 
+from collections import Counter
+
+import numpy as np
 import pytest
 
 from concept_saliency.data.spot_annotation import annotated_regions, read_spot_annotation
@@ -103,3 +106,77 @@ def test_annotations_that_cannot_be_read_say_where(reference, tmp_path):
     with pytest.raises(InputDataError, match=f"line 2 gives spot '{whole}' region 'B', line 1 gave "
                                              f"spot '{spots[4]}' \\(the same position\\) region 'A'"):
         round_trip(tmp_path, "twice.tsv", f"{spots[4]}\tA\n{whole}\tB\n", spots)
+
+
+def barcodes(n: int) -> list[str]:
+    """n distinct ST-style spot barcodes (18 bases), as MERINGUE names the bulb's spots."""
+    rng = np.random.default_rng(11)
+    names = {"".join(rng.choice(list("ACGT"), 18)) for _ in range(2 * n)}
+    return sorted(names)[:n]
+
+
+def test_spots_named_by_barcode_match_by_their_x_and_y_columns(reference, tmp_path):
+    # MERINGUE's mOB: spots named by barcode (ACAACTATGGGTTGGCGG), positions in mOB$pos
+    # (x 16.001, y 16.036: the count matrix's 16.001x16.036), layers in mOB$annot, some spots
+    # unannotated. write.csv(data.frame(annot = mOB$annot, mOB$pos[names(mOB$annot), ])):
+    spots, regions = reference
+    long = {"GCL": "1: Granular Cell Layer", "MCL": "2: Mitral Cell Layer", "OPL": "3: Outer Plexiform Layer",
+            "GL": "4: Glomerular Layer", "ONL": "5: Olfactory Nerve Layer"}
+    codes = barcodes(len(spots))
+    xy = [s.split("x") for s in spots]
+    kept = range(3, len(spots))  # the first three spots have no annotation
+    text = '"","annot","x","y"\n' + "".join(f'"{codes[k]}","{long[regions[k]]}",{xy[k][0]},{xy[k][1]}\n'
+                                             for k in kept)
+    got = round_trip(tmp_path, "mob_annot.csv", text, spots)
+    assert got == ["", "", ""] + [long[r] for r in regions[3:]]
+    assert annotated_regions(tmp_path / "mob_annot.csv") == {
+        long[r]: n for r, n in Counter(regions[3:]).items()}
+    # STexampleData's ST_mouseOB: colData and spatialCoords written by pandas, layers
+    # simplified, NA where MERINGUE has none; the region column found by its name
+    short = {"GCL": "granular_cell", "MCL": "mitral_cell", "OPL": "outer_plexiform", "GL": "glomerular",
+             "ONL": "olfactory_nerve"}
+    text = "barcode_id,sample_id,layer,x,y\n" + "".join(
+        f"{codes[k]},sample01,{short[regions[k]] if k >= 3 else 'NA'},{xy[k][0]},{xy[k][1]}\n"
+        for k in range(len(spots)))
+    assert round_trip(tmp_path, "colData.csv", text, spots) == ["", "", ""] + [short[r] for r in regions[3:]]
+    # the whole array positions (17, 9) of spots measured at 16.92x9.015, tab-separated
+    whole = [(round(float(x)), round(float(y))) for x, y in xy]
+    text = "barcode\tregion\tpos_x\tpos_y\n" + "".join(f"{c}\t{r}\t{x}\t{y}\n"
+                                                       for c, r, (x, y) in zip(codes, regions, whole))
+    assert round_trip(tmp_path, "whole.tsv", text, spots) == regions
+
+
+def test_a_name_the_data_use_wins_over_the_position_columns(reference, tmp_path):
+    spots, regions = reference
+    # the first row names a spot of the data and gives another spot's position: the name counts
+    x, y = spots[1].split("x")
+    text = f"spot\tregion\tx\ty\n{spots[0]}\tA\t{x}\t{y}\n"
+    assert round_trip(tmp_path, "both.tsv", text, spots)[:2] == ["A", ""]
+
+
+def test_position_columns_that_cannot_be_used_say_why(reference, tmp_path):
+    spots, regions = reference
+    codes = barcodes(3)
+    with pytest.raises(InputDataError, match=r"bad.tsv: line 3: y '9,015' is not a number"):
+        round_trip(tmp_path, "bad.tsv", f"spot\tlayer\tx\ty\n{codes[0]}\tA\t1\t2\n{codes[1]}\tB\t16.92\t9,015\n",
+                   spots)
+    with pytest.raises(InputDataError, match=r"pos.tsv: no column names the regions \(its columns: x, y, "
+                                             r"cell_type\); name it 'region'"):
+        round_trip(tmp_path, "pos.tsv", f"spot\tx\ty\tcell_type\n{codes[0]}\t16.92\t9.015\tA\n", spots)
+    with pytest.raises(InputDataError, match=r"line 2 has 3 field\(s\); expected tab-separated columns: "
+                                             r"spot, region, x, y"):
+        round_trip(tmp_path, "few.tsv", f"spot\tregion\tx\ty\n{codes[0]}\tA\t16.92\n", spots)
+    # barcodes the data do not use, and no positions: say what would match
+    with pytest.raises(InputDataError, match=rf"none of its 2 spots \(e.g. '{codes[0]}'\) is a spot of the "
+                                             r"count matrix \(e.g. '16.92x9.015'\); name them as it does, or "
+                                             r"give their positions in columns 'x' and 'y'"):
+        round_trip(tmp_path, "codes.tsv", f"spot\tregion\n{codes[0]}\tA\n{codes[1]}\tB\n", spots)
+    with pytest.raises(InputDataError, match=r"is a spot of the count matrix \(e.g. '16.92x9.015'\), by name or "
+                                             r"by the position of its columns 'x' and 'y'"):
+        round_trip(tmp_path, "far.tsv", f"spot\tregion\tx\ty\n{codes[0]}\tA\t99.5\t99.5\n", spots)
+    # two barcodes at one position with two regions: refused, naming both lines
+    x, y = spots[4].split("x")
+    with pytest.raises(InputDataError, match=f"line 3 gives spot '{codes[1]}' region 'B', line 2 gave spot "
+                                             f"'{codes[0]}' \\(the same position\\) region 'A'"):
+        round_trip(tmp_path, "twice.tsv", f"spot\tregion\tx\ty\n{codes[0]}\tA\t{x}\t{y}\n{codes[1]}\tB\t{x}\t{y}\n",
+                   spots)

@@ -8,10 +8,12 @@ an R ``write.table`` (quoted, its header one field short because the row names h
 - :func:`annotated_regions`: region -> rows, read before the count matrix is (the workflow's
   ``regions: all`` decides its concepts from it when it builds the DAG);
 - :func:`read_spot_annotation`: the region of each spot of the data. Spots match by name (a
-  Visium barcode), by their ``XxY`` position (R's ``X`` prefix allowed: ``X16.92x9.015``), or,
-  where the annotation gives whole array positions (``17x9``) and the data the positions the
-  ST pipeline measured (``16.92x9.015``), by the nearest whole position when no two spots
-  share it.
+  Visium barcode), by their ``XxY`` position (R's ``X`` prefix allowed: ``X16.92x9.015``), by
+  the position of ``x`` and ``y`` columns beside a name the data do not use (MERINGUE's and
+  STexampleData's mouse olfactory bulb name its spots by barcode, ``ACAACTATGGGTTGGCGG``, with
+  the position apart, ``16.001``, ``16.036``), or, where the annotation gives whole array
+  positions (``17x9``) and the data the positions the ST pipeline measured (``16.92x9.015``),
+  by the nearest whole position when no two spots share it.
 """
 
 from __future__ import annotations
@@ -35,11 +37,19 @@ _POSITION = re.compile(r"^X?(-?\d+(?:\.\d+)?)x(-?\d+(?:\.\d+)?)$")
 #: region values that mean "not annotated" (pandas' and R's missing values)
 MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "NAN", "<NA>", "#N/A", "null", "NULL", "None", "n/a"})
 
-#: header names of a region column (lower case), looked for when a table has more than two columns
-REGION_HEADERS = ("region", "layer", "ground_truth", "annotation", "cluster", "domain", "label")
+#: header names of a region column (lower case), looked for when a table has more than two
+#: columns (``annot``: MERINGUE's; ``layer_guess*``, ``spatiallibd``: spatialLIBD's)
+REGION_HEADERS = ("region", "layer", "ground_truth", "annotation", "annot", "cluster", "domain", "label",
+                  "layer_guess_reordered", "layer_guess", "spatiallibd")
+
+#: header names (lower case) of a spot's position on the array, x then y (``x``, ``y``: the
+#: ``pos`` of MERINGUE and the spatial coordinates of STexampleData)
+POSITION_HEADERS = (("x", "y"), ("pos_x", "pos_y"), ("x_coord", "y_coord"), ("coord_x", "coord_y"),
+                    ("array_x", "array_y"), ("spot_x", "spot_y"))
 
 #: first-field header names of a spot column (lower case), to tell a header line from a spot
-SPOT_HEADERS = frozenset({"spot", "spots", "barcode", "barcodes", "spot_id", "id", "name", "cell", "voxel", ""})
+SPOT_HEADERS = frozenset({"spot", "spots", "barcode", "barcodes", "barcode_id", "spot_id", "id", "name", "cell",
+                          "voxel", ""})
 
 
 @dataclass
@@ -47,6 +57,7 @@ class AnnotationTable:
     names: list[str]    # spot as written
     regions: list[str]  # '' where not annotated
     lines: list[int]    # 1-based line of each row in the file
+    positions: list[tuple[float, float] | None]  # from x and y columns; None where there are none
 
 
 def _sep(path: Path) -> str:
@@ -68,8 +79,11 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
 
     The spot is the first column; the region the second, or, when a header names more than two
     columns, the first of them called ``region``, ``layer``, ``ground_truth``, ``annotation``,
-    ``cluster``, ``domain`` or ``label`` (any case). Refused: an unreadable file, a line with
-    fewer than two fields."""
+    ``annot``, ``cluster``, ``domain``, ``label``, ``layer_guess_reordered``, ``layer_guess`` or
+    ``spatialLIBD`` (any case). A header's ``x`` and ``y`` columns (or ``pos_x``/``pos_y``,
+    ``x_coord``/``y_coord``, ...: :data:`POSITION_HEADERS`) give each row's position. Refused:
+    an unreadable file, a line with fewer fields than the columns read, a position that is not a
+    number."""
     path = Path(path)
     sep = _sep(path)
     try:
@@ -94,23 +108,53 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
     else:
         header = None
     body = rows[1:] if header is not None else rows
-    column = 1
+    column, xy = 1, None
     if header is not None and len(header) > 2:
         lower = [h.lower() for h in header]
         column = next((1 + lower[1:].index(h) for h in REGION_HEADERS if h in lower[1:]), 1)
+        xy = next(((1 + lower[1:].index(x), 1 + lower[1:].index(y)) for x, y in POSITION_HEADERS
+                   if x in lower[1:] and y in lower[1:]), None)
+        if column == 1 and xy is not None and 1 in xy:
+            raise InputDataError(f"{path}: no column names the regions (its columns: "
+                                 f"{', '.join(header[1:])}); name it 'region'")
     tab = "comma" if sep == "," else "tab"
-    names, regions, lines = [], [], []
+    wanted = "spot, region" + (f", {header[xy[0]]}, {header[xy[1]]}" if xy else "")
+    names, regions, lines, positions = [], [], [], []
     for line, r in body:
-        if len(r) <= column:
+        if len(r) <= max((column, *(xy or ()))):
             raise InputDataError(f"{path}: line {line} has {len(r)} field(s); expected {tab}-separated "
-                                 f"columns: spot, region")
+                                 f"columns: {wanted}")
         region = r[column]
         names.append(r[0])
         regions.append("" if region in MISSING else region)
         lines.append(line)
+        positions.append(_position_of(path, line, header, r, xy) if xy else None)
     if column != 1:
         log.info("%s: regions read from column %d ('%s')", path, column + 1, header[column])
-    return AnnotationTable(names, regions, lines)
+    if xy:
+        log.info("%s: positions read from columns '%s' and '%s'", path, header[xy[0]], header[xy[1]])
+    return AnnotationTable(names, regions, lines, positions)
+
+
+def _position_of(path: Path, line: int, header: list[str], row: list[str],
+                 xy: tuple[int, int]) -> tuple[float, float] | None:
+    """A row's position from its x and y fields (None where both are missing)."""
+    fields = [row[k] for k in xy]
+    if all(f in MISSING for f in fields):
+        return None
+    try:
+        return float(fields[0]), float(fields[1])
+    except ValueError:
+        bad = next(k for k, f in zip(xy, fields) if not _is_number(f))
+        raise InputDataError(f"{path}: line {line}: {header[bad]} '{row[bad]}' is not a number") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def annotated_regions(path: str | os.PathLike) -> dict[str, int]:
@@ -124,8 +168,8 @@ def read_spot_annotation(path: str | os.PathLike, spots: list[str]) -> list[str]
     """The region of each spot of ``spots`` (``''`` where the annotation does not give one).
 
     Refused: no spot of the annotation among ``spots``, and two lines giving one spot (by
-    name or position) two different regions (the same region twice is accepted; a line
-    without a region says nothing)."""
+    name or position, the name's or the ``x`` and ``y`` columns') two different regions (the
+    same region twice is accepted; a line without a region says nothing)."""
     table = read_annotation_table(path, spots)
     by_name = {s: i for i, s in enumerate(spots)}
     positions = [_position(s.strip()) for s in spots]
@@ -134,11 +178,8 @@ def read_spot_annotation(path: str | os.PathLike, spots: list[str]) -> list[str]
     by_whole = {(round(p[0]), round(p[1])): i for i, p in enumerate(positions)
                 if p and whole[(round(p[0]), round(p[1]))] == 1}
 
-    def spot_of(name: str) -> tuple[int | None, bool]:
-        """The spot a name gives, and whether it took the nearest whole position to find it."""
-        if name in by_name:
-            return by_name[name], False
-        p = _position(name)
+    def spot_at(p: tuple[float, float] | None) -> tuple[int | None, bool]:
+        """The spot at a position, and whether it took the nearest whole position to find it."""
         if p is None:
             return None, False
         i = by_position.get((round(p[0], 2), round(p[1], 2)))
@@ -147,10 +188,17 @@ def read_spot_annotation(path: str | os.PathLike, spots: list[str]) -> list[str]
             return i, i is not None
         return i, False
 
+    def spot_of(name: str, position: tuple[float, float] | None) -> tuple[int | None, bool]:
+        """The spot a row gives: by its name, the position its name holds, or its x and y."""
+        if name in by_name:
+            return by_name[name], False
+        found = spot_at(_position(name))
+        return found if found[0] is not None else spot_at(position)
+
     given: dict[int, tuple[str, int, str]] = {}  # spot -> (region, line, name as written)
     n_whole = 0
-    for name, region, line in zip(table.names, table.regions, table.lines):
-        i, nearest = spot_of(name)
+    for name, region, line, position in zip(table.names, table.regions, table.lines, table.positions):
+        i, nearest = spot_of(name, position)
         if i is None or not region:
             continue
         if i in given and given[i][0] != region:
@@ -164,8 +212,11 @@ def read_spot_annotation(path: str | os.PathLike, spots: list[str]) -> list[str]
             given[i] = (region, line, name)
     if not given:
         example = next((n for n, r in zip(table.names, table.regions) if r), table.names[0] if table.names else "")
+        hint = ("" if not by_position else ", by name or by the position of its columns 'x' and 'y'"
+                if any(table.positions) else "; name them as it does, or give their positions in columns "
+                "'x' and 'y'")
         raise InputDataError(f"{path}: none of its {len(table.names)} spots (e.g. '{example}') is a "
-                             f"spot of the count matrix (e.g. '{spots[0]}')")
+                             f"spot of the count matrix (e.g. '{spots[0]}'){hint}")
     if n_whole:
         log.info("%s: %d spots matched by their nearest whole array position", path, n_whole)
     out = [given[i][0] if i in given else "" for i in range(len(spots))]
