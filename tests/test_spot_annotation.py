@@ -180,3 +180,21 @@ def test_position_columns_that_cannot_be_used_say_why(reference, tmp_path):
                                              f"'{codes[0]}' \\(the same position\\) region 'A'"):
         round_trip(tmp_path, "twice.tsv", f"spot\tregion\tx\ty\n{codes[0]}\tA\t{x}\t{y}\n{codes[1]}\tB\t{x}\t{y}\n",
                    spots)
+
+
+def test_tables_separated_otherwise_than_their_name_says(reference, tmp_path):
+    spots, regions = reference
+    codes = barcodes(len(spots))
+    xy = [s.split("x") for s in spots]
+    # R's write.table with its defaults: space-separated, quoted, the header one field short
+    text = '"annot" "x" "y"\n' + "".join(f'"{c}" "{r} layer" {x} {y}\n' for c, r, (x, y) in zip(codes, regions, xy))
+    assert round_trip(tmp_path, "mob_annot.txt", text, spots) == [f"{r} layer" for r in regions]
+    # commas in a .tsv, and a plain two-column table separated by single spaces
+    text = "spot,region\n" + "".join(f"{s},{r}\n" for s, r in zip(spots, regions))
+    assert round_trip(tmp_path, "layers.tsv", text, spots) == regions
+    assert round_trip(tmp_path, "layers.txt", "".join(f"{s} {r}\n" for s, r in zip(spots, regions)), spots) == regions
+    # unquoted names with spaces would shift the columns: refused, naming the line
+    text = "".join(f"{s} {r}\n" for s, r in zip(spots, regions)) + f"{spots[0]} Granule cell layer\n"
+    with pytest.raises(InputDataError, match=rf"spaces.txt: line {len(spots) + 1} has 4 space-separated "
+                                             r"field\(s\), expected 2; quote names that hold spaces"):
+        round_trip(tmp_path, "spaces.txt", text, spots)

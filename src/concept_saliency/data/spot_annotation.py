@@ -60,8 +60,14 @@ class AnnotationTable:
     positions: list[tuple[float, float] | None]  # from x and y columns; None where there are none
 
 
-def _sep(path: Path) -> str:
-    return "," if path.suffix.lower() == ".csv" else "\t"
+def _sep(path: Path, text: str) -> str:
+    """Comma for a ``.csv``; otherwise tab, unless the first two lines hold no tab outside quotes:
+    then comma, or space (R's ``write.table`` by default), whichever they hold."""
+    if path.suffix.lower() == ".csv":
+        return ","
+    head = "\n".join([line for line in text.splitlines() if line.strip()][:2])
+    unquoted = re.sub(r'"[^"]*"', "", head)
+    return next((sep for sep in ("\t", ",", " ") if sep in unquoted), "\t")
 
 
 def _position(name: str) -> tuple[float, float] | None:
@@ -71,7 +77,8 @@ def _position(name: str) -> tuple[float, float] | None:
 
 def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = None) -> AnnotationTable:
     """The rows of a spot annotation: comma-separated when the name ends in ``.csv``, else
-    tab-separated; quotes as csv writes them; a header line optional. It is a header when it
+    tab-separated, or, where its first two lines hold no tab, comma- or space-separated (R's
+    ``write.table``); quotes as csv and R write them; a header line optional. It is a header when it
     is one field short of the next line (R's ``write.table``), or when its first field is
     neither a spot of ``spots`` (when given) nor a position, and names a spot column
     (``spot``, ``barcode``, empty, ...) or a region column (below), or (``spots`` given) is no
@@ -82,13 +89,14 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
     ``annot``, ``cluster``, ``domain``, ``label``, ``layer_guess_reordered``, ``layer_guess`` or
     ``spatialLIBD`` (any case). A header's ``x`` and ``y`` columns (or ``pos_x``/``pos_y``,
     ``x_coord``/``y_coord``, ...: :data:`POSITION_HEADERS`) give each row's position. Refused:
-    an unreadable file, a line with fewer fields than the columns read, a position that is not a
-    number."""
+    an unreadable file, a line with fewer fields than the columns read (space-separated: another
+    number of fields than the header's, or two without one), a position that is not a number."""
     path = Path(path)
-    sep = _sep(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
-        rows = [(k + 1, [f.strip() for f in r]) for k, r in enumerate(csv.reader(io.StringIO(text), delimiter=sep))]
+        sep = _sep(path, text)
+        rows = [(k + 1, [f.strip() for f in r])
+                for k, r in enumerate(csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=sep == " "))]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputDataError(f"{path}: cannot read the spot annotation ({exc})") from None
     rows = [(line, r) for line, r in rows if any(r)]
@@ -108,6 +116,12 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
     else:
         header = None
     body = rows[1:] if header is not None else rows
+    if sep == " ":  # an unquoted name with a space would shift the columns: refuse, do not guess
+        width = len(header) if header is not None else 2
+        line, r = next(((line, r) for line, r in body if len(r) != width), (None, None))
+        if line is not None:
+            raise InputDataError(f"{path}: line {line} has {len(r)} space-separated field(s), expected "
+                                 f"{width}; quote names that hold spaces, or separate the columns by tabs")
     column, xy = 1, None
     if header is not None and len(header) > 2:
         lower = [h.lower() for h in header]
@@ -117,7 +131,7 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
         if column == 1 and xy is not None and 1 in xy:
             raise InputDataError(f"{path}: no column names the regions (its columns: "
                                  f"{', '.join(header[1:])}); name it 'region'")
-    tab = "comma" if sep == "," else "tab"
+    tab = {",": "comma", " ": "space"}.get(sep, "tab")
     wanted = "spot, region" + (f", {header[xy[0]]}, {header[xy[1]]}" if xy else "")
     names, regions, lines, positions = [], [], [], []
     for line, r in body:
