@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ def copy_workflow(dest: Path) -> Path:
 
 
 _FAKEBIN = Path(tempfile.mkdtemp(prefix="csm-fakebin-"))
+atexit.register(shutil.rmtree, _FAKEBIN, ignore_errors=True)  # one per test process, removed with it
 (_FAKEBIN / "scontrol").write_text("#!/bin/sh\nexit 1\n")
 (_FAKEBIN / "scontrol").chmod(0o755)
 
