@@ -146,23 +146,68 @@ def test_spots_named_by_barcode_match_by_their_x_and_y_columns(reference, tmp_pa
     assert round_trip(tmp_path, "whole.tsv", text, spots) == regions
 
 
-def test_a_name_the_data_use_wins_over_the_position_columns(reference, tmp_path):
+def test_a_name_the_data_use_and_its_position_must_agree(reference, tmp_path):
     spots, regions = reference
-    # the first row names a spot of the data and gives another spot's position: the name counts
+    # a row names one spot of the data and gives another's position: refused, not guessed
     x, y = spots[1].split("x")
-    text = f"spot\tregion\tx\ty\n{spots[0]}\tA\t{x}\t{y}\n"
-    assert round_trip(tmp_path, "both.tsv", text, spots)[:2] == ["A", ""]
+    with pytest.raises(InputDataError, match=f"both.tsv: line 2 names spot '{spots[0]}' and gives the position "
+                                             f"of spot '{spots[1]}'; correct one of them"):
+        round_trip(tmp_path, "both.tsv", f"spot\tregion\tx\ty\n{spots[0]}\tA\t{x}\t{y}\n", spots)
+    # positions of another kind (pixels) that match no spot leave the names to decide
+    text = "spot\tregion\tx\ty\n" + "".join(f"{s}\t{r}\t{1000 + k}.5\t{2000 + k}.5\n"
+                                              for k, (s, r) in enumerate(zip(spots, regions)))
+    assert round_trip(tmp_path, "pixels.tsv", text, spots) == regions
+
+
+def test_columns_are_chosen_by_name_or_refused(reference, tmp_path):
+    spots, regions = reference
+    # spatialLIBD: the expert layers before 10x's clusters and an older, empty Layer column
+    text = "key,Cluster,Layer,layer_guess_reordered\n" + "".join(f"{s},{k % 7},NA,{r}\n"
+                                                                for k, (s, r) in enumerate(zip(spots, regions)))
+    assert round_trip(tmp_path, "libd.csv", text, spots) == regions
+    # pandas' to_csv with its index, and R's write.table with row numbers: the spot column by name
+    text = ",spot,region\n" + "".join(f"{k},{s},{r}\n" for k, (s, r) in enumerate(zip(spots, regions)))
+    assert round_trip(tmp_path, "index.csv", text, spots) == regions
+    text = '"spot" "region"\n' + "".join(f'"{k + 1}" "{s}" "{r}"\n' for k, (s, r) in enumerate(zip(spots, regions)))
+    assert round_trip(tmp_path, "numbered.txt", text, spots) == regions
+    # a separator at the end of each line adds no column
+    assert round_trip(tmp_path, "trailing.tsv", "".join(f"{s}\t{r}\t\n" for s, r in zip(spots, regions)),
+                      spots) == regions
+    # more than one column could hold the regions and none is named for them: which one?
+    codes = barcodes(2)
+    with pytest.raises(InputDataError, match=r"wide.csv: no column names the regions \(its columns: "
+                                             r"barcode_id, sample_id, cell_type, x, y\); name it 'region'"):
+        round_trip(tmp_path, "wide.csv", f"barcode_id,sample_id,cell_type,x,y\n{codes[0]},s1,A,1,2\n", spots)
+    with pytest.raises(InputDataError, match=r"empty.csv: its column 'Layer' gives no spot a region"):
+        round_trip(tmp_path, "empty.csv", "spot,Layer,other\n" + "".join(f"{s},NA,1\n" for s in spots), spots)
+    with pytest.raises(InputDataError, match=r"open.tsv: line 3: a quoted field runs on over the next lines"):
+        round_trip(tmp_path, "open.tsv", f'spot\tregion\n{spots[0]}\tGL\n{spots[1]}\t"MCL\n{spots[2]}\tOPL\n', spots)
+    with pytest.raises(InputDataError, match=r"header.tsv: the spot annotation has a header line and no spots"):
+        round_trip(tmp_path, "header.tsv", "spot\tregion\n", spots)
+    # a first line naming the spot column, rows one field longer: a name with the separator in
+    # it, not R's header one field short
+    text = "spot region\n" + "".join(f"{s} {r} layer\n" for s, r in zip(spots, regions))
+    with pytest.raises(InputDataError, match=r"words.txt: line 2 has 3 space-separated field\(s\), expected 2"):
+        round_trip(tmp_path, "words.txt", text, spots)
+    text = "spot\tregion\n" + "".join(f"{s}\t{r}\tnote\n" for s, r in zip(spots, regions))
+    with pytest.raises(InputDataError, match=r"notes.tsv: line 2 has 3 field\(s\), expected 2; quote names"):
+        round_trip(tmp_path, "notes.tsv", text, spots)
 
 
 def test_position_columns_that_cannot_be_used_say_why(reference, tmp_path):
     spots, regions = reference
     codes = barcodes(3)
-    with pytest.raises(InputDataError, match=r"bad.tsv: line 3: y '9,015' is not a number"):
+    with pytest.raises(InputDataError, match=r"bad.tsv: line 3: y '9,015' is not a number; give both x and y, "
+                                             r"or neither"):
         round_trip(tmp_path, "bad.tsv", f"spot\tlayer\tx\ty\n{codes[0]}\tA\t1\t2\n{codes[1]}\tB\t16.92\t9,015\n",
                    spots)
-    with pytest.raises(InputDataError, match=r"pos.tsv: no column names the regions \(its columns: x, y, "
-                                             r"cell_type\); name it 'region'"):
-        round_trip(tmp_path, "pos.tsv", f"spot\tx\ty\tcell_type\n{codes[0]}\t16.92\t9.015\tA\n", spots)
+    for x in ("NA", "nan", "inf"):  # half a position, or none that is finite
+        with pytest.raises(InputDataError, match=f"half.tsv: line 2: pos_x '{x}' is not a number"):
+            round_trip(tmp_path, "half.tsv", f"spot\tlayer\tpos_x\tpos_y\n{codes[0]}\tA\t{x}\t9.015\n", spots)
+    with pytest.raises(InputDataError, match=r"pos.tsv: no column names the regions \(its columns: spot, x, "
+                                             r"y, cell_type, score\); name it 'region'"):
+        round_trip(tmp_path, "pos.tsv", f"spot\tx\ty\tcell_type\tscore\n{codes[0]}\t16.92\t9.015\tA\t1\n",
+                   spots)
     with pytest.raises(InputDataError, match=r"line 2 has 3 field\(s\); expected tab-separated columns: "
                                              r"spot, region, x, y"):
         round_trip(tmp_path, "few.tsv", f"spot\tregion\tx\ty\n{codes[0]}\tA\t16.92\n", spots)
@@ -172,8 +217,8 @@ def test_position_columns_that_cannot_be_used_say_why(reference, tmp_path):
                                              r"give their positions in columns 'x' and 'y'"):
         round_trip(tmp_path, "codes.tsv", f"spot\tregion\n{codes[0]}\tA\n{codes[1]}\tB\n", spots)
     with pytest.raises(InputDataError, match=r"is a spot of the count matrix \(e.g. '16.92x9.015'\), by name or "
-                                             r"by the position of its columns 'x' and 'y'"):
-        round_trip(tmp_path, "far.tsv", f"spot\tregion\tx\ty\n{codes[0]}\tA\t99.5\t99.5\n", spots)
+                                             r"by the position of its columns 'array_x' and 'array_y'"):
+        round_trip(tmp_path, "far.tsv", f"spot\tregion\tarray_x\tarray_y\n{codes[0]}\tA\t99.5\t99.5\n", spots)
     # two barcodes at one position with two regions: refused, naming both lines
     x, y = spots[4].split("x")
     with pytest.raises(InputDataError, match=f"line 3 gives spot '{codes[1]}' region 'B', line 2 gave spot "

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import os
 import re
 from collections import Counter
@@ -37,10 +38,11 @@ _POSITION = re.compile(r"^X?(-?\d+(?:\.\d+)?)x(-?\d+(?:\.\d+)?)$")
 #: region values that mean "not annotated" (pandas' and R's missing values)
 MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "NAN", "<NA>", "#N/A", "null", "NULL", "None", "n/a"})
 
-#: header names of a region column (lower case), looked for when a table has more than two
-#: columns (``annot``: MERINGUE's; ``layer_guess*``, ``spatiallibd``: spatialLIBD's)
-REGION_HEADERS = ("region", "layer", "ground_truth", "annotation", "annot", "cluster", "domain", "label",
-                  "layer_guess_reordered", "layer_guess", "spatiallibd")
+#: header names of a region column (lower case), in order of preference, looked for when a table
+#: has more than two columns (``annot``: MERINGUE's; ``layer_guess*``, ``spatiallibd``:
+#: spatialLIBD's, before its older ``Layer`` and 10x's ``Cluster``)
+REGION_HEADERS = ("region", "ground_truth", "annot", "annotation", "layer_guess_reordered", "layer_guess",
+                  "spatiallibd", "layer", "domain", "cluster", "label")
 
 #: header names (lower case) of a spot's position on the array, x then y (``x``, ``y``: the
 #: ``pos`` of MERINGUE and the spatial coordinates of STexampleData)
@@ -58,6 +60,7 @@ class AnnotationTable:
     regions: list[str]  # '' where not annotated
     lines: list[int]    # 1-based line of each row in the file
     positions: list[tuple[float, float] | None]  # from x and y columns; None where there are none
+    position_columns: tuple[str, str] | None = None  # the header's names of those columns
 
 
 def _sep(path: Path, text: str) -> str:
@@ -78,19 +81,23 @@ def _position(name: str) -> tuple[float, float] | None:
 def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = None) -> AnnotationTable:
     """The rows of a spot annotation: comma-separated when the name ends in ``.csv``, else
     tab-separated, or, where its first two lines hold no tab, comma- or space-separated (R's
-    ``write.table``); quotes as csv and R write them; a header line optional. It is a header when it
-    is one field short of the next line (R's ``write.table``), or when its first field is
+    ``write.table``); quotes as csv and R write them; a header line optional. It is a header when
+    it is one field short of the next line (R's ``write.table``; not where it names the spot
+    column and the next line starts with a spot: that line has a field too many), or when its
+    first field is
     neither a spot of ``spots`` (when given) nor a position, and names a spot column
     (``spot``, ``barcode``, empty, ...) or a region column (below), or (``spots`` given) is no
     spot of them at all.
 
-    The spot is the first column; the region the second, or, when a header names more than two
-    columns, the first of them called ``region``, ``layer``, ``ground_truth``, ``annotation``,
-    ``annot``, ``cluster``, ``domain``, ``label``, ``layer_guess_reordered``, ``layer_guess`` or
-    ``spatialLIBD`` (any case). A header's ``x`` and ``y`` columns (or ``pos_x``/``pos_y``,
-    ``x_coord``/``y_coord``, ...: :data:`POSITION_HEADERS`) give each row's position. Refused:
-    an unreadable file, a line with fewer fields than the columns read (space-separated: another
-    number of fields than the header's, or two without one), a position that is not a number."""
+    The spot is the first column; the region the second. With a header: the spot is the first
+    column after R's row names or pandas' index that :data:`SPOT_HEADERS` names (else the
+    first), the region the column :data:`REGION_HEADERS` names first in its order (any case;
+    else the one column left), a row's position its ``x`` and ``y`` columns (or ``pos_x`` and
+    ``pos_y``, ...: :data:`POSITION_HEADERS`). Refused: an unreadable file, a quote left open
+    over lines, a header and no rows, a line with fewer fields than the columns read or more
+    than the header (space-separated without one: more than two), several columns that could
+    hold the regions and none named for them, a region column with no value, a position that
+    is not a finite number or half of one."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -102,12 +109,20 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
     rows = [(line, r) for line, r in rows if any(r)]
     if not rows:
         raise InputDataError(f"{path}: the spot annotation is empty")
+    broken = next((line for line, r in rows if any("\n" in f for f in r)), None)
+    if broken is not None:
+        raise InputDataError(f"{path}: line {broken}: a quoted field runs on over the next lines (a quote "
+                             f"left open?); close it")
     known = set(spots or ())
     first = rows[0][1]
-    short = len(rows) > 1 and len(first) == len(rows[1][1]) - 1
+    named = SPOT_HEADERS - {""}
+    # R's write.table: the header one field short (the row names have none); not where the first
+    # line names the spot column and the next starts with a spot (a row with one field too many)
+    short = (len(rows) > 1 and len(first) == len(rows[1][1]) - 1
+             and not (first[0].lower() in named and (rows[1][1][0] in known or _position(rows[1][1][0]))))
     name = first[0]
     if short:
-        header = [""] + first  # R: no field for the row names
+        header = [""] + first
     elif name in known or _position(name) is not None:
         header = None
     elif name.lower() in SPOT_HEADERS or spots is not None \
@@ -116,59 +131,80 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
     else:
         header = None
     body = rows[1:] if header is not None else rows
-    if sep == " ":  # an unquoted name with a space would shift the columns: refuse, do not guess
-        width = len(header) if header is not None else 2
-        line, r = next(((line, r) for line, r in body if len(r) != width), (None, None))
-        if line is not None:
-            raise InputDataError(f"{path}: line {line} has {len(r)} space-separated field(s), expected "
-                                 f"{width}; quote names that hold spaces, or separate the columns by tabs")
-    column, xy = 1, None
-    if header is not None and len(header) > 2:
+    if not body:
+        raise InputDataError(f"{path}: the spot annotation has a header line and no spots")
+    _check_widths(path, sep, header, body)
+    spot, column, xy = 0, 1, None
+    if header is not None:
         lower = [h.lower() for h in header]
-        column = next((1 + lower[1:].index(h) for h in REGION_HEADERS if h in lower[1:]), 1)
-        xy = next(((1 + lower[1:].index(x), 1 + lower[1:].index(y)) for x, y in POSITION_HEADERS
+        if lower[0] not in named:  # row names or an index first, a named spot column after them
+            spot = next((i for i, h in enumerate(lower) if i and h in named), 0)
+        xy = next(((lower.index(x, 1), lower.index(y, 1)) for x, y in POSITION_HEADERS
                    if x in lower[1:] and y in lower[1:]), None)
-        if column == 1 and xy is not None and 1 in xy:
+        others = [i for i in range(len(header)) if i not in (0, spot, *(xy or ()))]
+        column = next((lower.index(h, 1) for h in REGION_HEADERS if h in lower[1:]),
+                      others[0] if len(others) == 1 else 1 if len(header) < 2 else None)
+        if column is None:
             raise InputDataError(f"{path}: no column names the regions (its columns: "
-                                 f"{', '.join(header[1:])}); name it 'region'")
+                                 f"{', '.join(h or '(row names)' for h in header)}); name it 'region'")
     tab = {",": "comma", " ": "space"}.get(sep, "tab")
     wanted = "spot, region" + (f", {header[xy[0]]}, {header[xy[1]]}" if xy else "")
     names, regions, lines, positions = [], [], [], []
     for line, r in body:
-        if len(r) <= max((column, *(xy or ()))):
+        if len(r) <= max((spot, column, *(xy or ()))):
             raise InputDataError(f"{path}: line {line} has {len(r)} field(s); expected {tab}-separated "
                                  f"columns: {wanted}")
         region = r[column]
-        names.append(r[0])
+        names.append(r[spot])
         regions.append("" if region in MISSING else region)
         lines.append(line)
         positions.append(_position_of(path, line, header, r, xy) if xy else None)
-    if column != 1:
-        log.info("%s: regions read from column %d ('%s')", path, column + 1, header[column])
+    if not any(regions):
+        what = f"its column '{header[column]}'" if header is not None else "its second column"
+        raise InputDataError(f"{path}: {what} gives no spot a region (every value is missing)")
+    if (spot, column) != (0, 1):
+        log.info("%s: spots read from column %d, regions from column %d ('%s')", path, spot + 1, column + 1,
+                 header[column])
     if xy:
         log.info("%s: positions read from columns '%s' and '%s'", path, header[xy[0]], header[xy[1]])
-    return AnnotationTable(names, regions, lines, positions)
+    return AnnotationTable(names, regions, lines, positions,
+                           (header[xy[0]], header[xy[1]]) if xy else None)
+
+
+def _check_widths(path: Path, sep: str, header: list[str] | None, body: list) -> None:
+    """Refuse a row with more fields than its header (or, space-separated without one, than two):
+    a name with the separator in it, unquoted, shifts the columns after it. Empty trailing fields
+    (a separator at the end of a line) do not count."""
+    width = len(header) if header is not None else 2 if sep == " " else None
+    if width is None:
+        return
+    for line, r in body:
+        n = len(r)
+        while n and not r[n - 1]:
+            n -= 1
+        if n > width:
+            advice = ("quote names that hold spaces, or separate the columns by tabs" if sep == " " else
+                      "quote names that hold the separator")
+            raise InputDataError(f"{path}: line {line} has {n} {'space-separated ' if sep == ' ' else ''}"
+                                 f"field(s), expected {width}; {advice}")
 
 
 def _position_of(path: Path, line: int, header: list[str], row: list[str],
                  xy: tuple[int, int]) -> tuple[float, float] | None:
     """A row's position from its x and y fields (None where both are missing)."""
     fields = [row[k] for k in xy]
-    if all(f in MISSING for f in fields):
+    missing = [f in MISSING for f in fields]
+    if all(missing):
         return None
-    try:
-        return float(fields[0]), float(fields[1])
-    except ValueError:
-        bad = next(k for k, f in zip(xy, fields) if not _is_number(f))
-        raise InputDataError(f"{path}: line {line}: {header[bad]} '{row[bad]}' is not a number") from None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    for k, f, gone in zip(xy, fields, missing):
+        try:
+            ok = not gone and math.isfinite(float(f))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise InputDataError(f"{path}: line {line}: {header[k]} '{row[k]}' is not a number; give both "
+                                 f"{header[xy[0]]} and {header[xy[1]]}, or neither")
+    return float(fields[0]), float(fields[1])
 
 
 def annotated_regions(path: str | os.PathLike) -> dict[str, int]:
@@ -181,9 +217,11 @@ def annotated_regions(path: str | os.PathLike) -> dict[str, int]:
 def read_spot_annotation(path: str | os.PathLike, spots: list[str]) -> list[str]:
     """The region of each spot of ``spots`` (``''`` where the annotation does not give one).
 
-    Refused: no spot of the annotation among ``spots``, and two lines giving one spot (by
-    name or position, the name's or the ``x`` and ``y`` columns') two different regions (the
-    same region twice is accepted; a line without a region says nothing)."""
+    Refused: no spot of the annotation among ``spots``; two lines giving one spot (by name or
+    position, the name's or the ``x`` and ``y`` columns') two different regions (the same region
+    twice is accepted; a line without a region says nothing); a line naming one spot of the
+    data and giving the position of another. Rows that name no spot of the data (spots filtered
+    out, another section's) are left out with a warning."""
     table = read_annotation_table(path, spots)
     by_name = {s: i for i, s in enumerate(spots)}
     positions = [_position(s.strip()) for s in spots]
@@ -202,17 +240,23 @@ def read_spot_annotation(path: str | os.PathLike, spots: list[str]) -> list[str]
             return i, i is not None
         return i, False
 
-    def spot_of(name: str, position: tuple[float, float] | None) -> tuple[int | None, bool]:
+    def spot_of(name: str, position: tuple[float, float] | None, line: int) -> tuple[int | None, bool]:
         """The spot a row gives: by its name, the position its name holds, or its x and y."""
         if name in by_name:
-            return by_name[name], False
+            i, at = by_name[name], spot_at(position)[0]
+            if at is not None and at != i:
+                raise InputDataError(f"{path}: line {line} names spot '{name}' and gives the position of spot "
+                                     f"'{spots[at]}'; correct one of them")
+            return i, False
         found = spot_at(_position(name))
         return found if found[0] is not None else spot_at(position)
 
     given: dict[int, tuple[str, int, str]] = {}  # spot -> (region, line, name as written)
-    n_whole = 0
+    n_whole, unmatched = 0, []
     for name, region, line, position in zip(table.names, table.regions, table.lines, table.positions):
-        i, nearest = spot_of(name, position)
+        i, nearest = spot_of(name, position, line)
+        if i is None and region:
+            unmatched.append((line, name))
         if i is None or not region:
             continue
         if i in given and given[i][0] != region:
@@ -224,13 +268,17 @@ def read_spot_annotation(path: str | os.PathLike, spots: list[str]) -> list[str]
         if i not in given:
             n_whole += nearest
             given[i] = (region, line, name)
+    x, y = table.position_columns or ("x", "y")
     if not given:
-        example = next((n for n, r in zip(table.names, table.regions) if r), table.names[0] if table.names else "")
-        hint = ("" if not by_position else ", by name or by the position of its columns 'x' and 'y'"
-                if any(table.positions) else "; name them as it does, or give their positions in columns "
+        example = next((n for n, r in zip(table.names, table.regions) if r), table.names[0])
+        hint = ("" if not by_position else f", by name or by the position of its columns '{x}' and '{y}'"
+                if table.position_columns else "; name them as it does, or give their positions in columns "
                 "'x' and 'y'")
         raise InputDataError(f"{path}: none of its {len(table.names)} spots (e.g. '{example}') is a "
                              f"spot of the count matrix (e.g. '{spots[0]}'){hint}")
+    if unmatched:
+        log.warning("%s: %d of its annotated rows name no spot of the data, left out (first: line %d, '%s')",
+                    path, len(unmatched), *unmatched[0])
     if n_whole:
         log.info("%s: %d spots matched by their nearest whole array position", path, n_whole)
     out = [given[i][0] if i in given else "" for i in range(len(spots))]
