@@ -176,8 +176,8 @@ def test_columns_are_chosen_by_name_or_refused(reference, tmp_path):
     # more than one column could hold the regions and none is named for them: which one?
     codes = barcodes(2)
     with pytest.raises(InputDataError, match=r"wide.csv: no column names the regions \(its columns: "
-                                             r"barcode_id, sample_id, cell_type, x, y\); name it 'region'"):
-        round_trip(tmp_path, "wide.csv", f"barcode_id,sample_id,cell_type,x,y\n{codes[0]},s1,A,1,2\n", spots)
+                                             r"barcode_id, sample_id, note, x, y\); name it 'region'"):
+        round_trip(tmp_path, "wide.csv", f"barcode_id,sample_id,note,x,y\n{codes[0]},s1,A,1,2\n", spots)
     with pytest.raises(InputDataError, match=r"empty.csv: its column 'Layer' gives no spot a region"):
         round_trip(tmp_path, "empty.csv", "spot,Layer,other\n" + "".join(f"{s},NA,1\n" for s in spots), spots)
     with pytest.raises(InputDataError, match=r"open.tsv: line 3: a quoted field runs on over the next lines"):
@@ -205,8 +205,8 @@ def test_position_columns_that_cannot_be_used_say_why(reference, tmp_path):
         with pytest.raises(InputDataError, match=f"half.tsv: line 2: pos_x '{x}' is not a number"):
             round_trip(tmp_path, "half.tsv", f"spot\tlayer\tpos_x\tpos_y\n{codes[0]}\tA\t{x}\t9.015\n", spots)
     with pytest.raises(InputDataError, match=r"pos.tsv: no column names the regions \(its columns: spot, x, "
-                                             r"y, cell_type, score\); name it 'region'"):
-        round_trip(tmp_path, "pos.tsv", f"spot\tx\ty\tcell_type\tscore\n{codes[0]}\t16.92\t9.015\tA\t1\n",
+                                             r"y, note, score\); name it 'region'"):
+        round_trip(tmp_path, "pos.tsv", f"spot\tx\ty\tnote\tscore\n{codes[0]}\t16.92\t9.015\tA\t1\n",
                    spots)
     with pytest.raises(InputDataError, match=r"line 2 has 3 field\(s\); expected tab-separated columns: "
                                              r"spot, region, x, y"):
@@ -243,3 +243,40 @@ def test_tables_separated_otherwise_than_their_name_says(reference, tmp_path):
     with pytest.raises(InputDataError, match=rf"spaces.txt: line {len(spots) + 1} has 4 space-separated "
                                              r"field\(s\), expected 2; quote names that hold spaces"):
         round_trip(tmp_path, "spaces.txt", text, spots)
+
+
+def test_more_layouts_people_write(reference, tmp_path, caplog):
+    spots, regions = reference
+    expected = annotated_regions(LAYERS)
+    # R's write.table of data.frame(spot = names(a), layer = a): the row names are the spots too
+    path = "rownames.txt"
+    text = '"spot" "layer"\n' + "".join(f'"{s}" "{s}" "{r}"\n' for s, r in zip(spots, regions))
+    assert round_trip(tmp_path, path, text, spots) == regions and annotated_regions(tmp_path / path) == expected
+    # a separator at the end of every line, the header's too (Excel, Loupe Browser)
+    for path, text in (("trailing.tsv", "barcode\tregion\n" + "".join(f"{s}\tGL\t\n" for s in spots)),
+                       ("excel.csv", "barcode,celltype,\n" + "".join(f"{s},GL,\n" for s in spots))):
+        assert round_trip(tmp_path, path, text, spots) == ["GL"] * len(spots), path
+        assert annotated_regions(tmp_path / path) == {"GL": len(spots)}, path
+    # the region first, the spot column named after it; the spot column after two others
+    text = "layer\tspot\n" + "".join(f"{r}\t{s}\n" for s, r in zip(spots, regions))
+    assert round_trip(tmp_path, "swapped.tsv", text, spots) == regions
+    text = ",sample,barcode,region\n" + "".join(f"{k},s1,{s},{r}\n" for k, (s, r) in enumerate(zip(spots, regions)))
+    assert round_trip(tmp_path, "third.csv", text, spots) == regions
+    # scanpy's obs written by pandas, Seurat's meta.data, spatialLIBD's app: a column named for them
+    for path, head, row in (("obs.csv", ",in_tissue,n_counts,leiden", "{s},1,2000,{r}"),
+                            ("meta.csv", '"","orig.ident","nCount_Spatial","seurat_clusters"',
+                             '"{s}","mob",2000,"{r}"'),
+                            ("libd.csv", "sample_id,spot_name,ManualAnnotation", "151673,{s},{r}")):
+        text = head + "\n" + "".join(row.format(s=s, r=r) + "\n" for s, r in zip(spots, regions))
+        assert round_trip(tmp_path, path, text, spots) == regions and annotated_regions(tmp_path / path) == expected
+    # two columns either of which could hold the regions, neither named for them: refused
+    with pytest.raises(InputDataError, match=r"two.csv: no column names the regions \(its columns: spot, "
+                                             r"group, batch\)"):
+        round_trip(tmp_path, "two.csv", "spot,group,batch\n" + "".join(f"{s},{r},1\n" for s, r in
+                                                                           zip(spots, regions)), spots)
+    # rows naming no spot of the data are left out, and the log says how many
+    text = "".join(f"{s}\t{r}\n" for s, r in zip(spots, regions)) + "99x99\tGL\n98x98\tGL\n"
+    with caplog.at_level("WARNING"):
+        assert round_trip(tmp_path, "extra.tsv", text, spots) == regions
+    assert f"2 of its annotated rows name no spot of the data, left out (first: line {len(spots) + 1}, " \
+           f"'99x99')" in caplog.text

@@ -39,10 +39,12 @@ _POSITION = re.compile(r"^X?(-?\d+(?:\.\d+)?)x(-?\d+(?:\.\d+)?)$")
 MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "NAN", "<NA>", "#N/A", "null", "NULL", "None", "n/a"})
 
 #: header names of a region column (lower case), in order of preference, looked for when a table
-#: has more than two columns (``annot``: MERINGUE's; ``layer_guess*``, ``spatiallibd``:
-#: spatialLIBD's, before its older ``Layer`` and 10x's ``Cluster``)
-REGION_HEADERS = ("region", "ground_truth", "annot", "annotation", "layer_guess_reordered", "layer_guess",
-                  "spatiallibd", "layer", "domain", "cluster", "label")
+#: has more than two columns (``annot``: MERINGUE's; ``manualannotation``, ``layer_guess*``,
+#: ``spatiallibd``: spatialLIBD's, before its older ``Layer`` and 10x's ``Cluster``; clusters of
+#: Seurat and scanpy last)
+REGION_HEADERS = ("region", "ground_truth", "annot", "annotation", "manualannotation", "layer_guess_reordered",
+                  "layer_guess", "spatiallibd", "layer", "domain", "cell_type", "celltype", "cluster", "label",
+                  "seurat_clusters", "leiden", "louvain")
 
 #: header names (lower case) of a spot's position on the array, x then y (``x``, ``y``: the
 #: ``pos`` of MERINGUE and the spatial coordinates of STexampleData)
@@ -50,8 +52,8 @@ POSITION_HEADERS = (("x", "y"), ("pos_x", "pos_y"), ("x_coord", "y_coord"), ("co
                     ("array_x", "array_y"), ("spot_x", "spot_y"))
 
 #: first-field header names of a spot column (lower case), to tell a header line from a spot
-SPOT_HEADERS = frozenset({"spot", "spots", "barcode", "barcodes", "barcode_id", "spot_id", "id", "name", "cell",
-                          "voxel", ""})
+SPOT_HEADERS = frozenset({"spot", "spots", "spot_name", "barcode", "barcodes", "barcode_id", "spot_id", "id", "name",
+                          "cell", "voxel", ""})
 
 
 @dataclass
@@ -81,18 +83,17 @@ def _position(name: str) -> tuple[float, float] | None:
 def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = None) -> AnnotationTable:
     """The rows of a spot annotation: comma-separated when the name ends in ``.csv``, else
     tab-separated, or, where its first two lines hold no tab, comma- or space-separated (R's
-    ``write.table``); quotes as csv and R write them; a header line optional. It is a header when
-    it is one field short of the next line (R's ``write.table``; not where it names the spot
-    column and the next line starts with a spot: that line has a field too many), or when its
-    first field is
-    neither a spot of ``spots`` (when given) nor a position, and names a spot column
-    (``spot``, ``barcode``, empty, ...) or a region column (below), or (``spots`` given) is no
-    spot of them at all.
+    ``write.table``); quotes as csv and R write them; a header line optional. The first line is
+    a header when it is one field short of the next line (R's ``write.table``; not where it
+    names the spot column and the next line starts with a spot: that line has a field too
+    many), or when its first field is neither a spot of ``spots`` (when given) nor a position,
+    and the line names a spot column (``spot``, ``barcode``, empty, ...) or a region column
+    (below), or (``spots`` given) its first field is no spot of them at all.
 
     The spot is the first column; the region the second. With a header: the spot is the first
-    column after R's row names or pandas' index that :data:`SPOT_HEADERS` names (else the
-    first), the region the column :data:`REGION_HEADERS` names first in its order (any case;
-    else the one column left), a row's position its ``x`` and ``y`` columns (or ``pos_x`` and
+    column :data:`SPOT_HEADERS` names (else the first: R's row names), the region the column
+    :data:`REGION_HEADERS` names first in its order (any case; else the one column left but
+    unnamed row names or an index), a row's position its ``x`` and ``y`` columns (or ``pos_x`` and
     ``pos_y``, ...: :data:`POSITION_HEADERS`). Refused: an unreadable file, a quote left open
     over lines, a header and no rows, a line with fewer fields than the columns read or more
     than the header (space-separated without one: more than two), several columns that could
@@ -114,19 +115,22 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
         raise InputDataError(f"{path}: line {broken}: a quoted field runs on over the next lines (a quote "
                              f"left open?); close it")
     known = set(spots or ())
-    first = rows[0][1]
+    first = _trimmed(rows[0][1])  # a separator at the end of a line adds no column
     named = SPOT_HEADERS - {""}
-    # R's write.table: the header one field short (the row names have none); not where the first
-    # line names the spot column and the next starts with a spot (a row with one field too many)
-    short = (len(rows) > 1 and len(first) == len(rows[1][1]) - 1
-             and not (first[0].lower() in named and (rows[1][1][0] in known or _position(rows[1][1][0]))))
+    # R's write.table: the header one field short (the row names have none); not where it names
+    # the spot column and the next line starts with a spot and goes on with no spot (that line
+    # has a field too many: a name with the separator in it)
+    second = _trimmed(rows[1][1]) if len(rows) > 1 else []
+    is_spot = lambda field: field in known or _position(field) is not None  # noqa: E731
+    short = (len(first) == len(second) - 1
+             and not (first[0].lower() in named and is_spot(second[0]) and not is_spot(second[1])))
     name = first[0]
     if short:
         header = [""] + first
     elif name in known or _position(name) is not None:
         header = None
     elif name.lower() in SPOT_HEADERS or spots is not None \
-            or any(f.lower() in REGION_HEADERS for f in first[1:]):
+            or any(f.lower() in REGION_HEADERS or f.lower() in named for f in first):
         header = first
     else:
         header = None
@@ -137,12 +141,13 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
     spot, column, xy = 0, 1, None
     if header is not None:
         lower = [h.lower() for h in header]
-        if lower[0] not in named:  # row names or an index first, a named spot column after them
-            spot = next((i for i, h in enumerate(lower) if i and h in named), 0)
-        xy = next(((lower.index(x, 1), lower.index(y, 1)) for x, y in POSITION_HEADERS
-                   if x in lower[1:] and y in lower[1:]), None)
-        others = [i for i in range(len(header)) if i not in (0, spot, *(xy or ()))]
-        column = next((lower.index(h, 1) for h in REGION_HEADERS if h in lower[1:]),
+        if lower[0] not in named:  # row names, an index or the region first, a named spot column after
+            spot = next((i for i, h in enumerate(lower) if h in named), 0)
+        xy = next(((lower.index(x), lower.index(y)) for x, y in POSITION_HEADERS if x in lower and y in lower),
+                  None)
+        # the region: any column but the spot's, the position's and unnamed row names or index
+        others = [i for i in range(len(header)) if i not in (spot, *(xy or ())) and (i or header[0])]
+        column = next((i for h in REGION_HEADERS for i in others if lower[i] == h),
                       others[0] if len(others) == 1 else 1 if len(header) < 2 else None)
         if column is None:
             raise InputDataError(f"{path}: no column names the regions (its columns: "
@@ -171,6 +176,14 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
                            (header[xy[0]], header[xy[1]]) if xy else None)
 
 
+def _trimmed(fields: list[str]) -> list[str]:
+    """The fields of a row without the empty ones at its end."""
+    n = len(fields)
+    while n and not fields[n - 1]:
+        n -= 1
+    return fields[:n]
+
+
 def _check_widths(path: Path, sep: str, header: list[str] | None, body: list) -> None:
     """Refuse a row with more fields than its header (or, space-separated without one, than two):
     a name with the separator in it, unquoted, shifts the columns after it. Empty trailing fields
@@ -179,10 +192,7 @@ def _check_widths(path: Path, sep: str, header: list[str] | None, body: list) ->
     if width is None:
         return
     for line, r in body:
-        n = len(r)
-        while n and not r[n - 1]:
-            n -= 1
-        if n > width:
+        if (n := len(_trimmed(r))) > width:
             advice = ("quote names that hold spaces, or separate the columns by tabs" if sep == " " else
                       "quote names that hold the separator")
             raise InputDataError(f"{path}: line {line} has {n} {'space-separated ' if sep == ' ' else ''}"
