@@ -121,7 +121,10 @@ def read_annotation_table(path: str | os.PathLike, spots: list[str] | None = Non
     # the spot column and the next line starts with a spot and goes on with no spot (that line
     # has a field too many: a name with the separator in it)
     second = _trimmed(rows[1][1]) if len(rows) > 1 else []
-    is_spot = lambda field: field in known or _position(field) is not None  # noqa: E731
+
+    def is_spot(field: str) -> bool:
+        return field in known or _position(field) is not None
+
     short = (len(first) == len(second) - 1
              and not (first[0].lower() in named and is_spot(second[0]) and not is_spot(second[1])))
     name = first[0]
